@@ -1,0 +1,1 @@
+"""One module per outside thing: store, broker, keys, secrets."""

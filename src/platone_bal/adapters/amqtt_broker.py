@@ -1,0 +1,135 @@
+"""The embedded MQTT broker (amqtt, MQTT 3.1.1) with the BAL's own auth and ACL.
+
+Clients log in with their BAL username and password (argon2 in the store; no anonymous
+access). A producer may publish only under `platone/NAME`. Every publish, allowed or
+not, is handed to ingest in-process: allowed ones become readings, refused ones become
+rejection rows with their reason (amqtt itself drops refused publishes silently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.session import ApplicationMessage, Session
+
+from platone_bal.domain.messages import Channel
+from platone_bal.domain.users import Role, publish_refusal, subscription_refusal
+from platone_bal.services.ingest import Delivery, IngestService, now
+from platone_bal.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+class BrokerGate:
+    """What the plugins share: who is logged in on which client id, and where data goes."""
+
+    def __init__(self, users: UserService, ingest: IngestService) -> None:
+        self.users = users
+        self.ingest = ingest
+        # client id -> (username, role) of its last successful login. Entries are
+        # overwritten, never removed: a late disconnect event must not erase a newer login.
+        self.sessions: dict[str, tuple[str, Role]] = {}
+
+    async def authenticate(self, session: Session) -> bool:
+        if not session.username or session.password is None or not session.client_id:
+            log.warning("MQTT connect refused: no credentials (client %r)", session.client_id)
+            return False
+        user = await asyncio.to_thread(
+            self.users.authenticate, session.username, str(session.password)
+        )
+        if user is None:
+            log.warning("MQTT connect refused for user %r: bad credentials", session.username)
+            return False
+        self.sessions[session.client_id] = (user.username, user.role)
+        return True
+
+    def who(self, client_id: str | None) -> tuple[str | None, Role | None]:
+        return self.sessions.get(client_id or "", (None, None))
+
+    def allowed(self, session: Session, topic: str, action: Action) -> bool:
+        username, role = self.who(session.client_id)
+        if action is Action.PUBLISH:
+            return publish_refusal(username, role, topic) is None
+        return subscription_refusal(username, role, topic) is None
+
+    def received(self, client_id: str, message: ApplicationMessage) -> None:
+        username, role = self.who(client_id)
+        self.ingest.submit(
+            Delivery(
+                channel=Channel.MQTT,
+                topic=message.topic,
+                payload=bytes(message.data or b""),
+                received=now(),
+                sender=username,
+                refusal=publish_refusal(username, role, message.topic),
+            )
+        )
+
+
+@dataclass
+class _GateConfig:
+    gate: Any = None
+
+
+class BalAuthPlugin(BaseAuthPlugin):
+    Config = _GateConfig
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        gate: BrokerGate = self.config.gate
+        return await gate.authenticate(session)
+
+
+class BalTopicPlugin(BaseTopicPlugin):
+    Config = _GateConfig
+
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Any = None
+    ) -> bool | None:
+        if session is None or topic is None:
+            return False
+        gate: BrokerGate = self.config.gate
+        return gate.allowed(session, topic, Action(action))
+
+
+class BalIngressPlugin(BasePlugin[Any]):
+    """Hands every received publish to ingest, before amqtt's ACL drops refused ones."""
+
+    Config = _GateConfig
+
+    async def on_broker_message_received(
+        self, *, client_id: str, message: ApplicationMessage | None
+    ) -> None:
+        if message is not None and message.topic:
+            gate: BrokerGate = self.config.gate
+            gate.received(client_id, message)
+
+
+class EmbeddedBroker:
+    """amqtt listening on host:port, wired to the BAL's users and ingest."""
+
+    def __init__(self, host: str, port: int, users: UserService, ingest: IngestService) -> None:
+        self.gate = BrokerGate(users, ingest)
+        self._config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+            "plugins": {
+                f"{__name__}.BalAuthPlugin": {"gate": self.gate},
+                f"{__name__}.BalTopicPlugin": {"gate": self.gate},
+                f"{__name__}.BalIngressPlugin": {"gate": self.gate},
+            },
+        }
+        self._broker: Broker | None = None
+
+    async def start(self) -> None:
+        self._broker = Broker(self._config)
+        await self._broker.start()
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None

@@ -1,0 +1,328 @@
+"""The Shared Customer Database on SQLite (WAL), the embedded default.
+
+One connection per thread: the ingest writer, the API workers and the broker each get
+their own. Writes come in batches (one transaction per batch of messages, never per
+reading) and are fsynced on commit, so a committed reading survives kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from platone_bal.domain.messages import MessageRecord, SaveResult
+from platone_bal.domain.readings import format_time
+from platone_bal.domain.users import Role, User
+from platone_bal.ports import (
+    ReadingQuery,
+    RejectionQuery,
+    StoredReading,
+    StoredRejection,
+    UserExists,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    username      TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    wallet        TEXT NOT NULL UNIQUE,
+    keystore      TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id        INTEGER PRIMARY KEY,
+    channel   TEXT NOT NULL,
+    topic     TEXT NOT NULL,
+    producer  TEXT,
+    sender    TEXT,
+    digest    TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    payload   BLOB NOT NULL,
+    received  TEXT NOT NULL,
+    format    TEXT,
+    outcome   TEXT NOT NULL,
+    readings  INTEGER NOT NULL
+);
+-- A producer's payload is stored once however often it is delivered; rejected
+-- deliveries are all kept, each is evidence of its own.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_once
+    ON messages (producer, digest) WHERE outcome != 'rejected';
+CREATE TABLE IF NOT EXISTS readings (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id),
+    log        TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    producer   TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    device     TEXT NOT NULL,
+    time       TEXT NOT NULL,
+    measurand  TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    unit       TEXT,
+    attrs      TEXT NOT NULL,
+    format     TEXT NOT NULL,
+    received   TEXT NOT NULL,
+    leaf       BLOB NOT NULL,
+    UNIQUE (log, idx)
+);
+CREATE INDEX IF NOT EXISTS readings_by_producer ON readings (producer, id);
+CREATE INDEX IF NOT EXISTS readings_by_device ON readings (device, time);
+CREATE TABLE IF NOT EXISTS rejections (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id),
+    producer   TEXT,
+    reason     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_by_producer ON rejections (producer, id);
+"""
+
+_READING_COLUMNS = (
+    "r.id, r.log, r.idx, r.producer, r.owner, r.device, r.time, r.measurand, r.value,"
+    " r.unit, r.attrs, r.format, r.received, m.digest"
+)
+
+
+class SqliteStore:
+    """Store port on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._connection().executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    # users
+
+    def add_user(self, user: User, keystore: str) -> None:
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO users (username, role, password_hash, wallet, keystore, disabled)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        user.username,
+                        user.role.value,
+                        user.password_hash,
+                        user.wallet,
+                        keystore,
+                        int(user.disabled),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise UserExists(f"user {user.username!r} exists") from None
+
+    def get_user(self, username: str) -> User | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT username, role, password_hash, wallet, disabled FROM users"
+                " WHERE username = ?",
+                (username,),
+            )
+            .fetchone()
+        )
+        return _user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        rows = self._connection().execute(
+            "SELECT username, role, password_hash, wallet, disabled FROM users ORDER BY username"
+        )
+        return [_user(row) for row in rows]
+
+    def has_role(self, role: Role) -> bool:
+        row = (
+            self._connection()
+            .execute("SELECT 1 FROM users WHERE role = ? LIMIT 1", (role.value,))
+            .fetchone()
+        )
+        return row is not None
+
+    # ingest
+
+    def save(self, records: Sequence[MessageRecord], log: str) -> SaveResult:
+        stored = duplicates = reading_count = rejection_count = 0
+        with self._transaction() as db:
+            (next_index,) = db.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM readings WHERE log = ?", (log,)
+            ).fetchone()
+            reading_rows: list[tuple[Any, ...]] = []
+            rejection_rows: list[tuple[Any, ...]] = []
+            for record in records:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO messages (channel, topic, producer, sender, digest,"
+                    " size, payload, received, format, outcome, readings)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.channel.value,
+                        record.topic,
+                        record.producer,
+                        record.sender,
+                        record.digest,
+                        record.size,
+                        record.payload,
+                        format_time(record.received),
+                        record.format,
+                        record.outcome.value,
+                        len(record.readings),
+                    ),
+                )
+                if cursor.rowcount == 0:
+                    duplicates += 1
+                    continue
+                stored += 1
+                message_id = cursor.lastrowid
+                for item in record.readings:
+                    leaf = item.leaf
+                    reading_rows.append(
+                        (
+                            message_id,
+                            log,
+                            next_index,
+                            leaf["producer"],
+                            leaf["owner"],
+                            leaf["device"],
+                            leaf["time"],
+                            leaf["measurand"],
+                            leaf["value"],
+                            leaf["unit"],
+                            json.dumps(leaf["attrs"], separators=(",", ":")),
+                            leaf["source"]["format"],
+                            leaf["source"]["received"],
+                            item.leaf_bytes,
+                        )
+                    )
+                    next_index += 1
+                rejection_rows.extend(
+                    (message_id, record.producer, reason) for reason in record.rejections
+                )
+            db.executemany(
+                "INSERT INTO readings (message_id, log, idx, producer, owner, device, time,"
+                " measurand, value, unit, attrs, format, received, leaf)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                reading_rows,
+            )
+            db.executemany(
+                "INSERT INTO rejections (message_id, producer, reason) VALUES (?, ?, ?)",
+                rejection_rows,
+            )
+            reading_count, rejection_count = len(reading_rows), len(rejection_rows)
+        return SaveResult(stored, duplicates, reading_count, rejection_count)
+
+    # queries
+
+    def readings(self, query: ReadingQuery) -> list[StoredReading]:
+        clauses: list[str] = ["r.id > ?"]
+        params: list[Any] = [query.after]
+        for column, value in (
+            ("r.producer", query.producer),
+            ("r.device", query.device),
+            ("r.measurand", query.measurand),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            clauses.append("r.time >= ?")
+            params.append(format_time(query.since))
+        if query.until is not None:
+            clauses.append("r.time < ?")
+            params.append(format_time(query.until))
+        rows = self._connection().execute(
+            f"SELECT {_READING_COLUMNS} FROM readings r JOIN messages m ON m.id = r.message_id"  # noqa: S608 (columns are constants)
+            f" WHERE {' AND '.join(clauses)} ORDER BY r.id LIMIT ?",
+            (*params, query.limit),
+        )
+        return [
+            StoredReading(
+                id=row[0],
+                log=row[1],
+                index=row[2],
+                producer=row[3],
+                owner=row[4],
+                device=row[5],
+                time=row[6],
+                measurand=row[7],
+                value=row[8],
+                unit=row[9],
+                attrs=json.loads(row[10]),
+                format=row[11],
+                received=row[12],
+                message=row[13],
+            )
+            for row in rows
+        ]
+
+    def rejections(self, query: RejectionQuery) -> list[StoredRejection]:
+        clauses: list[str] = ["j.id > ?"]
+        params: list[Any] = [query.after]
+        if query.producer is not None:
+            clauses.append("j.producer = ?")
+            params.append(query.producer)
+        rows = self._connection().execute(
+            "SELECT j.id, m.received, m.channel, m.topic, j.producer, m.sender, j.reason,"  # noqa: S608
+            " m.digest, m.size, m.format FROM rejections j JOIN messages m ON m.id = j.message_id"
+            f" WHERE {' AND '.join(clauses)} ORDER BY j.id LIMIT ?",
+            (*params, query.limit),
+        )
+        return [StoredRejection(*row) for row in rows]
+
+    def payload(self, digest: str) -> bytes | None:
+        """Raw bytes of a stored message, for inspection of rejections."""
+        row = (
+            self._connection()
+            .execute("SELECT payload FROM messages WHERE digest = ? LIMIT 1", (digest,))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    username, role, password_hash, wallet, disabled = row
+    return User(
+        username=username,
+        role=Role(role),
+        password_hash=password_hash,
+        wallet=wallet,
+        disabled=bool(disabled),
+    )

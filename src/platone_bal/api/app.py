@@ -1,0 +1,38 @@
+"""The FastAPI application of a BAL node."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from platone_bal import __version__
+from platone_bal.api import routes_auth, routes_readings, routes_users
+from platone_bal.api.context import ApiContext
+from platone_bal.api.problems import install_problem_handlers
+from platone_bal.domain.users import Role
+
+
+def create_api(context: ApiContext) -> FastAPI:
+    api = FastAPI(
+        title="Platone Blockchain Access Layer",
+        version=__version__,
+        description="Collect, certify, store and share grid measurement data.",
+    )
+    api.state.context = context
+    install_problem_handlers(api)
+    api.include_router(routes_auth.router)
+    api.include_router(routes_users.router)
+    api.include_router(routes_readings.router)
+
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the node answers and its store is readable."""
+        context.store.has_role(Role.ADMIN)
+        return {"status": "ok", "version": __version__}
+
+    @api.get("/metrics", tags=["operations"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus text exposition."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return api

@@ -1,0 +1,16 @@
+"""What the routers need, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from platone_bal.api.tokens import TokenSigner
+from platone_bal.ports import Store
+from platone_bal.services.users import UserService
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    store: Store
+    users: UserService
+    tokens: TokenSigner

@@ -1,0 +1,46 @@
+"""Errors as RFC 9457 problem documents (application/problem+json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_problem(request: Request, error: HTTPException) -> JSONResponse:
+        response = problem(error.status_code, _title(error.status_code), str(error.detail))
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_problem(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg", "")}
+            for item in error.errors()
+        ]
+        return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

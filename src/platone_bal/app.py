@@ -1,0 +1,123 @@
+"""Composition root: Settings -> adapters -> services -> API, and the node's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from platone_bal.adapters.amqtt_broker import EmbeddedBroker
+from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
+from platone_bal.adapters.secret_files import read_or_create_secret
+from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.wallets import Wallets
+from platone_bal.api import ApiContext, create_api
+from platone_bal.api.tokens import TokenSigner
+from platone_bal.config import Settings
+from platone_bal.services.ingest import IngestService
+from platone_bal.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Node:
+    """One BAL node: store, users, ingest, broker and API wired from Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secrets_dir = settings.secrets_dir
+        self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
+        self.users = UserService(
+            self.store, Wallets(read_or_create_secret(secrets_dir / "keystore-passphrase"))
+        )
+        self.tokens = TokenSigner(
+            read_or_create_secret(secrets_dir / "token-key"), settings.token_ttl
+        )
+        self.ingest = IngestService(
+            self.store,
+            log_id=settings.log_id,
+            max_payload_bytes=settings.max_payload_bytes,
+            batch_size=settings.ingest_batch,
+        )
+        self.api = create_api(ApiContext(self.store, self.users, self.tokens))
+        self._server: _Server | None = None
+        self._stop_requested = threading.Event()
+
+    def bootstrap_admin(self) -> str | None:
+        """Create the first admin; returns its generated password when none was set."""
+        password = self.settings.admin_password
+        return self.users.ensure_admin(password.get_secret_value() if password else None)
+
+    def request_stop(self) -> None:
+        """Ask a running `serve()` to shut down cleanly; safe from any thread."""
+        self._stop_requested.set()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Run ingest, the broker (or the external subscriber) and the API until stopped."""
+        settings = self.settings
+        self.ingest.start()
+        broker: EmbeddedBroker | None = None
+        subscriber: MqttSubscriber | None = None
+        try:
+            if settings.broker == "embedded":
+                broker = EmbeddedBroker(settings.bind, settings.mqtt_port, self.users, self.ingest)
+                await broker.start()
+            else:
+                assert settings.mqtt_username and settings.mqtt_password
+                subscriber = MqttSubscriber(
+                    settings.mqtt_url,
+                    settings.mqtt_username,
+                    settings.mqtt_password.get_secret_value(),
+                    client_id=settings.mqtt_client_id,
+                    ingest=self.ingest,
+                    ca_file=settings.mqtt_ca_file,
+                )
+                await asyncio.to_thread(subscriber.start)
+            config = uvicorn.Config(
+                self.api,
+                host=settings.bind,
+                port=settings.http_port,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+            )
+            self._server = _Server(config)
+            self._install_signal_handlers()
+            if self._stop_requested.is_set():
+                return
+            serving = asyncio.create_task(self._server.serve())
+            while not self._server.started and not serving.done():
+                await asyncio.sleep(0.02)
+            if self._server.started and on_ready is not None:
+                on_ready()
+            await serving
+        finally:
+            if subscriber is not None:
+                await asyncio.to_thread(subscriber.stop)
+            if broker is not None:
+                await broker.stop()
+            await asyncio.to_thread(self.ingest.stop)
+            self.store.close()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.request_stop)

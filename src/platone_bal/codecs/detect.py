@@ -1,0 +1,77 @@
+"""Which format a payload is in (ARCHITECTURE §7), and the one entry point `decode`.
+
+XML is CIM MeterReadings; JSON with `readings` is PMU; JSON with `payload` and
+`signature` is a signed Light Node envelope.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from platone_bal.codecs import cim, pmu
+from platone_bal.codecs.errors import DecodeError
+from platone_bal.domain.readings import Reading
+
+SIGNED_ENVELOPE = "signed-envelope"
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A payload read: its format, its readings and the problems of readings left out."""
+
+    format: str
+    readings: list[Reading]
+    problems: list[str]
+
+
+def decode(payload: bytes) -> Decoded:
+    """Detect the payload's kind and decode it, or raise DecodeError with the reason."""
+    body = payload.lstrip()
+    if body.startswith(b"<") or body.startswith(b"\xef\xbb\xbf<"):
+        return Decoded(cim.FORMAT, *cim.decode_cim(payload))
+    if body.startswith(b"{") or body.startswith(b"\xef\xbb\xbf{"):
+        document = _parse_json(payload)
+        if "readings" in document:
+            return Decoded(pmu.FORMAT, *pmu.decode_pmu(document))
+        if "payload" in document and "signature" in document:
+            raise DecodeError(
+                "signed Light Node envelopes are not accepted yet: "
+                "device keys arrive with the DeviceRegistry"
+            )
+        raise DecodeError("JSON payload is neither PMU ('readings') nor a signed envelope")
+    if not body:
+        raise DecodeError("empty payload")
+    raise DecodeError("payload is neither XML nor a JSON object")
+
+
+def _parse_json(payload: bytes) -> dict[str, Any]:
+    try:
+        text = payload.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DecodeError(f"JSON payload is not valid UTF-8 (byte {error.start})") from None
+    try:
+        document = json.loads(
+            text,
+            parse_float=str,
+            parse_int=str,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except json.JSONDecodeError as error:
+        raise DecodeError(f"malformed JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise DecodeError("JSON payload is not an object")
+    return document
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise DecodeError(f"JSON constant {name} is not a number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise DecodeError("JSON object repeats a key")
+    return document

@@ -1,0 +1,94 @@
+"""Settings of one BAL node.
+
+Every setting has an embedded default so that `bal up` runs with no configuration at
+all. Values come, strongest first, from: keyword arguments, environment variables with
+the prefix ``BAL_``, a TOML file named by ``BAL_CONFIG_FILE``, and the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """What a BAL node needs to know; names match ARCHITECTURE §7 (`BAL_` + upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="BAL_", extra="forbid")
+
+    config_file: Path | None = Field(
+        default=None, description="TOML file with any of these settings (lower-case keys)."
+    )
+    data_dir: Path = Field(default=Path("./bal-data"), description="Where all state lives.")
+    bind: str = Field(
+        default="127.0.0.1",
+        description="Address the HTTP and MQTT listeners bind to; 0.0.0.0 exposes them.",
+    )
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    mqtt_port: int = Field(default=1883, ge=0, le=65535, description="Embedded broker port.")
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the first admin; generated and printed once if unset.",
+    )
+    store: Literal["sqlite"] = "sqlite"
+    broker: Literal["embedded", "mosquitto"] = "embedded"
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="External broker (BAL_BROKER=mosquitto): mqtt://host:port or mqtts://.",
+    )
+    mqtt_username: str | None = Field(default=None, description="Service user on that broker.")
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = Field(
+        default="bal-ingest",
+        description="Persistent-session client id of the ingest subscriber.",
+    )
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://.")
+    max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
+    log_id: str = Field(default="bal-main", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    token_ttl: int = Field(default=3600, gt=0, description="Bearer token lifetime, seconds.")
+    ingest_batch: int = Field(default=2000, gt=0, description="Most messages per write.")
+
+    @model_validator(mode="after")
+    def _external_broker_needs_credentials(self) -> Settings:
+        if self.broker == "mosquitto" and not (self.mqtt_username and self.mqtt_password):
+            raise ValueError("BAL_BROKER=mosquitto needs BAL_MQTT_USERNAME and BAL_MQTT_PASSWORD")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Put the TOML file (if `BAL_CONFIG_FILE` names one) below the environment."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _config_file_from(init_settings, env_settings)
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+
+def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value = source().get("config_file")
+        if value:
+            path = Path(value)
+            if not path.is_file():
+                raise FileNotFoundError(f"BAL_CONFIG_FILE {path} does not exist")
+            return path
+    return None

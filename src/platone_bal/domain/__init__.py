@@ -1,0 +1,1 @@
+"""The pure model: readings, leaves, users. No I/O and no framework imports here."""

@@ -1,0 +1,69 @@
+"""The leaf object of ARCHITECTURE §4 and its canonical bytes.
+
+The leaf is what the Merkle log certifies, so its bytes must be reproducible by any
+verifier in any language: RFC 8785 (JCS) canonical JSON of a fixed set of keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+
+from platone_bal.domain.readings import Reading, format_time
+
+LEAF_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a reading came from: payload format, SHA3-256 of the raw bytes, receipt time."""
+
+    format: str
+    message: str
+    received: datetime
+
+
+def message_digest(payload: bytes) -> str:
+    """Hex SHA3-256 of a raw payload: ties each reading to the bytes the device sent."""
+    return hashlib.sha3_256(payload).hexdigest()
+
+
+def new_salt() -> str:
+    """32 lowercase hex chars, fresh per leaf, so low-entropy values cannot be guessed."""
+    return secrets.token_hex(16)
+
+
+def leaf_object(
+    reading: Reading, *, log: str, producer: str, owner: str, source: Source, salt: str
+) -> dict[str, Any]:
+    """The leaf of one reading exactly as §4 defines it."""
+    return {
+        "v": LEAF_VERSION,
+        "log": log,
+        "producer": producer,
+        "owner": owner,
+        "device": reading.device,
+        "time": format_time(reading.time),
+        "measurand": reading.measurand,
+        "value": reading.value,
+        "unit": reading.unit,
+        "attrs": {
+            key: value for key, value in reading.attrs.items() if value not in (None, "", [])
+        },
+        "source": {
+            "format": source.format,
+            "message": source.message,
+            "received": format_time(source.received),
+        },
+        "salt": salt,
+    }
+
+
+def leaf_bytes(leaf: dict[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON of a leaf: the exact bytes that get hashed."""
+    return bytes(rfc8785.dumps(leaf))

@@ -1,0 +1,70 @@
+"""What the BAL keeps of every payload it receives: the message, its readings, its rejections.
+
+A message is stored with its raw bytes whatever happens to it, so every certified reading
+and every rejection can be traced back to exactly what the device sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from platone_bal.domain.readings import Reading
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    PARTIAL = "partial"
+    """Some readings stored, others rejected with reasons."""
+    REJECTED = "rejected"
+
+
+class Channel(StrEnum):
+    MQTT = "mqtt"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRecord:
+    """A reading with its leaf object and the canonical leaf bytes."""
+
+    reading: Reading
+    leaf: dict[str, Any]
+    leaf_bytes: bytes
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One received payload and everything decided about it, written in one go.
+
+    `payload` holds the raw bytes, cut to the size limit for oversized payloads
+    (`size` and `digest` are always of the whole payload).
+    """
+
+    channel: Channel
+    topic: str
+    producer: str | None
+    sender: str | None
+    digest: str
+    size: int
+    payload: bytes
+    received: datetime
+    format: str | None = None
+    readings: list[ReadingRecord] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> Outcome:
+        if not self.readings:
+            return Outcome.REJECTED
+        return Outcome.PARTIAL if self.rejections else Outcome.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    messages: int
+    duplicates: int
+    readings: int
+    rejections: int

@@ -1,0 +1,80 @@
+"""Users, roles and who may publish where.
+
+A producer NAME owns the topic tree `platone/NAME`; nobody else may publish there.
+The same rule serves the embedded broker's ACL and the ingest check of any broker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+INGRESS_ROOT = "platone"
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PRODUCER = "producer"
+    CONSUMER = "consumer"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person or platform account. `password_hash` is argon2; `wallet` is EIP-55."""
+
+    username: str
+    role: Role
+    password_hash: str
+    wallet: str
+    disabled: bool = False
+
+    @property
+    def topic(self) -> str | None:
+        """The ingress topic of a producer; others have none."""
+        return producer_topic(self.username) if self.role is Role.PRODUCER else None
+
+
+def valid_username(name: str) -> bool:
+    """Lower-case letters, digits, '_', '.', '-': safe as one MQTT topic level."""
+    return bool(USERNAME.fullmatch(name))
+
+
+def producer_topic(name: str) -> str:
+    return f"{INGRESS_ROOT}/{name}"
+
+
+def topic_producer(topic: str) -> str | None:
+    """NAME of `platone/NAME` or `platone/NAME/...`, or None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) < 2 or parts[0] != INGRESS_ROOT or not parts[1]:
+        return None
+    return parts[1]
+
+
+def publish_refusal(username: str | None, role: Role | None, topic: str) -> str | None:
+    """Why `username` may not publish on `topic`, or None when it may."""
+    if username is None:
+        return "anonymous publishing is not allowed"
+    if role is not Role.PRODUCER:
+        return f"user {username!r} is not a producer"
+    if topic_producer(topic) != username:
+        return f"producer {username!r} may publish only under {producer_topic(username)}"
+    return None
+
+
+def subscription_refusal(username: str | None, role: Role | None, topic_filter: str) -> str | None:
+    """Why `username` may not subscribe to (or receive on) `topic_filter`, or None.
+
+    Admins may watch everything; a producer only its own tree. Consumers get data
+    through grants, which are not granted by this rule: fail closed.
+    """
+    if username is None:
+        return "anonymous subscriptions are not allowed"
+    if role is Role.ADMIN:
+        return None
+    own = producer_topic(username)
+    if role is Role.PRODUCER and (topic_filter == own or topic_filter.startswith(own + "/")):
+        return None
+    return f"user {username!r} may not subscribe to {topic_filter!r}"

@@ -1,0 +1,93 @@
+"""The Protocols services depend on; adapters implement them (ports and adapters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from platone_bal.domain.messages import MessageRecord, SaveResult
+from platone_bal.domain.users import Role, User
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingQuery:
+    """Filters of GET /v1/readings; `after` is the keyset cursor (last id seen)."""
+
+    producer: str | None = None
+    device: str | None = None
+    measurand: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    id: int
+    log: str
+    index: int
+    producer: str
+    owner: str
+    device: str
+    time: str
+    measurand: str
+    value: str
+    unit: str | None
+    attrs: dict[str, Any]
+    format: str
+    received: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionQuery:
+    producer: str | None = None
+    after: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    id: int
+    received: str
+    channel: str
+    topic: str
+    producer: str | None
+    sender: str | None
+    reason: str
+    message: str
+    size: int
+    format: str | None
+
+
+class UserExists(ValueError):
+    """The username or wallet is taken."""
+
+
+class Store(Protocol):
+    """The Shared Customer Database: users, raw messages, readings, rejections."""
+
+    def add_user(self, user: User, keystore: str) -> None: ...
+
+    def get_user(self, username: str) -> User | None: ...
+
+    def list_users(self) -> list[User]: ...
+
+    def has_role(self, role: Role) -> bool: ...
+
+    def save(self, records: Sequence[MessageRecord], log: str) -> SaveResult:
+        """Write a batch of messages in one transaction; readings get their log indices.
+
+        A message whose payload the same producer already delivered (MQTT QoS 1
+        redelivery) is skipped whole and counted as a duplicate.
+        """
+        ...
+
+    def readings(self, query: ReadingQuery) -> list[StoredReading]: ...
+
+    def rejections(self, query: RejectionQuery) -> list[StoredRejection]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,64 @@
+"""Creating and authenticating users.
+
+A user created here can at once log in to the API and, for producers, connect to MQTT
+with the same username and password: both check the same argon2 hash in the store.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from platone_bal.adapters.passwords import hash_password, verify_password
+from platone_bal.adapters.wallets import Wallets
+from platone_bal.domain.users import Role, User, valid_username
+from platone_bal.ports import Store, UserExists
+
+MIN_PASSWORD_LENGTH = 8
+
+
+class InvalidUser(ValueError):
+    """The username or password does not meet the rules; the message says which."""
+
+
+class UserService:
+    def __init__(self, store: Store, wallets: Wallets) -> None:
+        self.store = store
+        self.wallets = wallets
+
+    def create(self, username: str, password: str, role: Role) -> User:
+        if not valid_username(username):
+            raise InvalidUser(
+                "username must be 1-64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+            )
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidUser(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        if self.store.get_user(username) is not None:
+            raise UserExists(f"user {username!r} exists")
+        wallet, keystore = self.wallets.create()
+        user = User(username, role, hash_password(password), wallet)
+        self.store.add_user(user, keystore)
+        return user
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The enabled user with these credentials, or None (never says which part was wrong)."""
+        user = self.store.get_user(username)
+        if user is None:
+            # Spend the same time as a real check so usernames cannot be probed by timing.
+            verify_password(_DUMMY_HASH, password)
+            return None
+        if not verify_password(user.password_hash, password) or user.disabled:
+            return None
+        return user
+
+    def ensure_admin(self, password: str | None) -> str | None:
+        """Create the first admin if there is none; returns a generated password to show once."""
+        if self.store.has_role(Role.ADMIN):
+            return None
+        generated = None
+        if password is None:
+            generated = password = secrets.token_urlsafe(18)
+        self.create("admin", password, Role.ADMIN)
+        return generated
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(16))
