@@ -65,7 +65,11 @@ def up(config: ConfigOption = None) -> None:
             f"  MQTT  {mqtt}"
         )
 
-    asyncio.run(node.serve(on_ready=ready))
+    try:
+        asyncio.run(node.serve(on_ready=ready))
+    except (ConnectionError, OSError) as error:  # a port in use, a broker that refuses us
+        console.print(f"[red]BAL could not start:[/red] {error}")
+        raise typer.Exit(1) from None
     console.print("BAL stopped.")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +46,7 @@ class MqttSubscriber:
         self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self.ingest = ingest
         self.subscribed = threading.Event()
+        self._refusal: str | None = None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -67,11 +69,14 @@ class MqttSubscriber:
         """Connect and subscribe; raises if the broker refuses or cannot be reached."""
         self._client.connect(self.host, self.port, keepalive=30)
         self._client.loop_start()
-        if not self.subscribed.wait(timeout):
-            self.stop()
-            raise ConnectionError(
-                f"could not subscribe to {INGRESS_FILTER} on {self.host}:{self.port}"
-            )
+        deadline = time.monotonic() + timeout
+        while not self.subscribed.wait(0.05):
+            if self._refusal is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConnectionError(
+                    f"could not subscribe to {INGRESS_FILTER} on {self.host}:{self.port}: "
+                    f"{self._refusal or 'no answer'}"
+                )
 
     def stop(self) -> None:
         self._client.disconnect()
@@ -79,6 +84,7 @@ class MqttSubscriber:
 
     def _on_connect(self, client: mqtt.Client, _: Any, __: Any, reason: Any, ___: Any) -> None:
         if reason.is_failure:
+            self._refusal = f"connection refused ({reason})"
             log.error("broker refused the ingest subscriber: %s", reason)
             return
         client.subscribe(INGRESS_FILTER, qos=1)
@@ -87,6 +93,7 @@ class MqttSubscriber:
         if all(not code.is_failure for code in reasons):
             self.subscribed.set()
         else:
+            self._refusal = f"subscription refused ({reasons})"
             log.error("broker refused the subscription to %s: %s", INGRESS_FILTER, reasons)
 
     def _on_disconnect(self, *args: Any) -> None:

@@ -17,6 +17,12 @@ from platone_bal.domain.readings import Reading
 SIGNED_ENVELOPE = "signed-envelope"
 
 
+class JsonNumber(str):
+    """The source text of a JSON number: exact digits, yet told apart from a JSON string."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A payload read: its format, its readings and the problems of readings left out."""
@@ -54,8 +60,8 @@ def _parse_json(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(
             text,
-            parse_float=str,
-            parse_int=str,
+            parse_float=JsonNumber,
+            parse_int=JsonNumber,
             parse_constant=_refuse_constant,
             object_pairs_hook=_unique_keys,
         )

@@ -5,7 +5,7 @@ Numbers are read as their source text, so `11` stays "11" and `11.040` stays "11
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from platone_bal.codecs.errors import DecodeError
 from platone_bal.domain.readings import InvalidReading, Reading, decimal_text, parse_time
@@ -16,10 +16,10 @@ FORMAT = "pmu-json"
 def decode_pmu(document: dict[str, Any]) -> tuple[list[Reading], list[str]]:
     """Readings of a parsed PMU document, and the problems of the readings left out."""
     device = document.get("device")
-    if not isinstance(device, str) or not device.strip():
+    if not _is_text(device) or not device.strip():
         raise DecodeError("PMU payload has no 'device' string")
     stamp = document.get("timestamp")
-    if not isinstance(stamp, str):
+    if not _is_text(stamp):
         raise DecodeError("PMU payload has no 'timestamp' string")
     try:
         time = parse_time(stamp)
@@ -38,23 +38,28 @@ def decode_pmu(document: dict[str, Any]) -> tuple[list[Reading], list[str]]:
     return readings, problems
 
 
+def _is_text(value: Any) -> TypeGuard[str]:
+    """A JSON string (numbers arrive as str subclasses carrying their source text)."""
+    return type(value) is str
+
+
 def _reading(device: str, time: Any, item: Any) -> Reading:
     if not isinstance(item, dict):
         raise InvalidReading("is not an object")
     measurand = item.get("measurand")
-    if not isinstance(measurand, str) or not measurand.strip():
+    if not _is_text(measurand) or not measurand.strip():
         raise InvalidReading("no 'measurand'")
     if "data" not in item:
         raise InvalidReading("no 'data'")
     attrs = {"component": item.get("component"), "phase": item.get("phase")}
     for key, value in attrs.items():
-        if value is not None and not isinstance(value, str):
+        if value is not None and not _is_text(value):
             raise InvalidReading(f"'{key}' is not a string")
     return Reading(
         device=device,
         time=time,
         measurand=measurand.strip(),
         value=decimal_text(item["data"]),
-        unit=item.get("unit") if isinstance(item.get("unit"), str) else None,
+        unit=item["unit"] if _is_text(item.get("unit")) else None,
         attrs={key: value for key, value in attrs.items() if value},
     )

@@ -1,0 +1,84 @@
+"""Ingest through a real Mosquitto (BAL_BROKER=mosquitto): nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from platone_bal.simulate import connect
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.integration.mosquitto import Mosquitto
+from tests.integration.nodes import NodeThread, wait_for
+
+SERVICE = ("bal-service", "service-pass-1")
+PRODUCER = ("producer1", "secret-pass-1")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path / "mosquitto", dict([SERVICE, PRODUCER])).start()
+    yield broker
+    broker.cleanup()
+
+
+def external_node(data_dir: Path, broker: Mosquitto) -> NodeThread:
+    return NodeThread(
+        data_dir,
+        broker="mosquitto",
+        mqtt_url=broker.url,
+        mqtt_username=SERVICE[0],
+        mqtt_password=SERVICE[1],
+    )
+
+
+def readings(node: NodeThread) -> list[dict[str, object]]:
+    return list(node.get("/v1/readings", limit=1000)["items"])  # type: ignore[arg-type]
+
+
+def test_readings_flow_through_mosquitto(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    with external_node(tmp_path / "data", mosquitto) as node:
+        node.add_user(*PRODUCER)
+        client = connect(mosquitto.url, *PRODUCER)
+        client.publish("platone/producer1", SAMPLE_XML, qos=1).wait_for_publish(5)
+        client.publish("platone/producer1/pmu1", SAMPLE_PMU, qos=1).wait_for_publish(5)
+        client.publish("platone/ghost", SAMPLE_PMU, qos=1).wait_for_publish(5)
+        client.disconnect()
+        wait_for(lambda: len(readings(node)) == 4, what="4 readings")
+        assert [r["value"] for r in readings(node)] == ["11.04", "3.45", "11", "22"]
+        wait_for(lambda: len(node.get("/v1/rejections")["items"]) == 1, what="rejection")  # type: ignore[arg-type]
+        (rejection,) = node.get("/v1/rejections")["items"]  # type: ignore[misc]
+        assert rejection["reason"] == "unknown producer 'ghost'"
+
+
+def test_messages_published_while_the_bal_is_down_are_not_lost(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    data_dir = tmp_path / "data"
+    with external_node(data_dir, mosquitto) as node:
+        node.add_user(*PRODUCER)
+    # The BAL is down; its persistent session on Mosquitto queues QoS 1 messages.
+    client = connect(mosquitto.url, *PRODUCER)
+    for number in range(50):
+        payload = SAMPLE_PMU.replace(b'"pmu1"', f'"pmu{number}"'.encode())
+        client.publish(f"platone/producer1/pmu{number}", payload, qos=1).wait_for_publish(5)
+    client.disconnect()
+    with external_node(data_dir, mosquitto) as node:
+        wait_for(lambda: len(readings(node)) == 100, what="queued readings")
+        assert {r["device"] for r in readings(node)} == {f"pmu{n}" for n in range(50)}
+    # A restart of the BAL does not store anything twice.
+    with external_node(data_dir, mosquitto) as node:
+        assert len(readings(node)) == 100
+
+
+def test_refused_service_credentials_fail_closed(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    node = NodeThread(
+        tmp_path / "data",
+        broker="mosquitto",
+        mqtt_url=mosquitto.url,
+        mqtt_username=SERVICE[0],
+        mqtt_password="wrong-password",
+    )
+    with pytest.raises(RuntimeError, match="connection refused"):
+        node.__enter__()

@@ -1,0 +1,190 @@
+"""Ingest against a real SQLite store: what becomes a reading, what a rejection, and why."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.domain.leaf import message_digest
+from platone_bal.domain.messages import Channel
+from platone_bal.domain.users import Role, User
+from platone_bal.ports import ReadingQuery, RejectionQuery
+from platone_bal.services.ingest import Delivery, IngestService
+from platone_bal.services.users import UserService
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ingest(store: SqliteStore) -> IngestService:
+    return IngestService(store, log_id="bal-main", max_payload_bytes=4096)
+
+
+def delivery(payload: bytes, topic: str = "platone/producer1", **kwargs: object) -> Delivery:
+    return Delivery(Channel.MQTT, topic, payload, NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def reasons(store: SqliteStore) -> list[str]:
+    return [row.reason for row in store.rejections(RejectionQuery(limit=1000))]
+
+
+def test_samples_become_readings_with_leaves(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    result = ingest.ingest([delivery(SAMPLE_XML), delivery(SAMPLE_PMU, "platone/producer1/pmu1")])
+    assert (result.messages, result.readings, result.rejections) == (2, 4, 0)
+    rows = store.readings(ReadingQuery())
+    assert [(r.index, r.device, r.value) for r in rows] == [
+        (0, "11111111", "11.04"),
+        (1, "11111111", "3.45"),
+        (2, "pmu1", "11"),
+        (3, "pmu1", "22"),
+    ]
+    assert all(r.owner == producer.wallet and r.log == "bal-main" for r in rows)
+    assert rows[0].message == message_digest(SAMPLE_XML)
+    assert store.payload(message_digest(SAMPLE_XML)) == SAMPLE_XML
+
+
+def test_stored_leaf_is_the_canonical_contract_object(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    ingest.ingest([delivery(SAMPLE_PMU)])
+    (raw,) = store._connection().execute("SELECT leaf FROM readings LIMIT 1").fetchone()
+    leaf = json.loads(raw)
+    assert leaf["owner"] == producer.wallet and leaf["producer"] == "producer1"
+    assert leaf["source"] == {
+        "format": "pmu-json",
+        "message": message_digest(SAMPLE_PMU),
+        "received": "2026-11-22T12:00:00.000000Z",
+    }
+    assert len(leaf["salt"]) == 32
+
+
+def test_redelivery_is_stored_once(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    first = ingest.ingest([delivery(SAMPLE_PMU), delivery(SAMPLE_PMU)])
+    second = ingest.ingest([delivery(SAMPLE_PMU, "platone/producer1/again")])
+    assert (first.messages, first.duplicates, second.duplicates) == (1, 1, 1)
+    assert len(store.readings(ReadingQuery())) == 2
+
+
+def test_bad_input_is_recorded_and_never_stops_the_batch(
+    ingest: IngestService, store: SqliteStore, users: UserService, producer: User
+) -> None:
+    users.create("consumer1", "secret-pass-1", Role.CONSUMER)
+    future = (NOW + timedelta(days=2)).isoformat()
+    old_and_new = json.dumps(
+        {
+            "device": "pmu1",
+            "timestamp": "1970-01-01T00:00:00Z",
+            "readings": [{"measurand": "f", "data": 50}],
+        }
+    ).encode()
+    result = ingest.ingest(
+        [
+            delivery(b"<not xml"),
+            delivery(b"x" * 5000),
+            delivery(SAMPLE_PMU, "elsewhere/producer1"),
+            delivery(SAMPLE_PMU, "platone/ghost"),
+            delivery(SAMPLE_PMU, "platone/consumer1"),
+            delivery(SAMPLE_PMU, sender="producer2"),
+            delivery(SAMPLE_PMU, refusal="refused by the broker ACL"),
+            delivery(old_and_new),
+            delivery(SAMPLE_PMU.replace(b"2020-05-20T10:27:57", future[:19].encode())),
+            delivery(SAMPLE_XML),
+        ]
+    )
+    assert result.readings == 2 and result.messages == 10
+    got = reasons(store)
+    expected = [
+        "malformed XML",
+        "exceeds the limit of 4096",
+        "is not under platone/<producer>",
+        "unknown producer 'ghost'",
+        "'consumer1' is not a producer",
+        "'producer2' may not publish",
+        "refused by the broker ACL",
+        "is before 1990",
+        "more than a day after its receipt",
+    ]
+    assert len(got) == len(expected) + 1  # the future PMU frame has two readings
+    for reason, fragment in zip(got, expected, strict=False):
+        assert fragment in reason
+    oversized = (
+        store._connection()
+        .execute("SELECT size, length(payload) FROM messages WHERE size = 5000")
+        .fetchone()
+    )
+    assert oversized == (5000, 4096)
+
+
+def test_disabled_producer_is_refused(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    store._connection().execute("UPDATE users SET disabled = 1 WHERE username = 'producer1'")
+    ingest.ingest([delivery(SAMPLE_PMU)])
+    assert reasons(store) == ["producer 'producer1' is disabled"]
+
+
+def test_a_codec_crash_becomes_a_rejection(
+    ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(_: bytes) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("platone_bal.services.ingest.decode", explode)
+    ingest.ingest([delivery(SAMPLE_PMU)])
+    assert reasons(store) == ["internal decoder error (RuntimeError)"]
+
+
+def test_writer_thread_batches_and_acks_after_commit(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    acked: list[int] = []
+    lock = threading.Lock()
+
+    def acker(n: int):  # type: ignore[no-untyped-def]
+        def ack() -> None:
+            assert store.readings(ReadingQuery(limit=1)), "acked before the write committed"
+            with lock:
+                acked.append(n)
+
+        return ack
+
+    ingest.start()
+    for n in range(500):
+        payload = SAMPLE_PMU.replace(b'"pmu1"', f'"pmu{n}"'.encode())
+        ingest.submit(delivery(payload, ack=acker(n)))
+    assert ingest.flush(10)
+    ingest.stop()
+    assert sorted(acked) == list(range(500))
+    assert len(store.readings(ReadingQuery(limit=1000))) == 1000
+    indices = [r.index for r in store.readings(ReadingQuery(limit=1000))]
+    assert indices == list(range(1000))
+
+
+def test_store_errors_are_retried_not_dropped(
+    ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = store.save
+    failures = iter([RuntimeError("disk full"), None])
+
+    def flaky(records, log):  # type: ignore[no-untyped-def]
+        error = next(failures)
+        if error:
+            raise error
+        return real_save(records, log)
+
+    monkeypatch.setattr(store, "save", flaky)
+    monkeypatch.setattr("platone_bal.services.ingest.time.sleep", lambda _: None)
+    ingest.start()
+    ingest.submit(delivery(SAMPLE_PMU))
+    assert ingest.flush(5)
+    ingest.stop()
+    assert len(store.readings(ReadingQuery())) == 2
