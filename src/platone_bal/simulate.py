@@ -110,11 +110,14 @@ class Fleet:
             yield f"{base}/{device}", payload
 
 
-def connect(url: str, username: str, password: str, client_id: str = "") -> mqtt.Client:
+def connect(
+    url: str, username: str, password: str, client_id: str = "", inflight: int = 20
+) -> mqtt.Client:
     """A connected paho client with its network loop running; raises on refusal."""
     parts = urlsplit(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     client.username_pw_set(username, password)
+    client.max_inflight_messages_set(inflight)
     if parts.scheme == "mqtts":
         client.tls_set()
     connected = threading.Event()

@@ -84,3 +84,27 @@ def test_usernames_are_single_topic_levels() -> None:
     assert valid_username("producer1") and valid_username("dso.server-2")
     for bad in ("", "a/b", "a+b", "a#", "Upper", "-x", "x" * 65):
         assert not valid_username(bad)
+
+
+leaf_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)))
+attr_values = st.one_of(leaf_text, st.lists(leaf_text, max_size=3))
+
+
+@given(
+    device=leaf_text,
+    measurand=leaf_text,
+    unit=st.one_of(st.none(), leaf_text),
+    attrs=st.dictionaries(
+        st.one_of(st.text(alphabet=st.characters(max_codepoint=127), min_size=1), leaf_text),
+        attr_values,
+        max_size=4,
+    ),
+)
+def test_leaf_bytes_equal_the_general_rfc8785_encoder(
+    device: str, measurand: str, unit: str | None, attrs: dict[str, object]
+) -> None:
+    import rfc8785
+
+    obj = leaf(Reading(device, WHEN, measurand, "1.5", unit, attrs))
+    obj["attrs"] = attrs  # unfiltered, including empty values and non-ASCII keys
+    assert leaf_bytes(obj) == rfc8785.dumps(obj)

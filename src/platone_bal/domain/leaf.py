@@ -7,6 +7,7 @@ verifier in any language: RFC 8785 (JCS) canonical JSON of a fixed set of keys.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,5 +66,33 @@ def leaf_object(
 
 
 def leaf_bytes(leaf: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of a leaf: the exact bytes that get hashed."""
+    """RFC 8785 canonical JSON of a leaf: the exact bytes that get hashed.
+
+    For the shapes a leaf holds (ASCII keys; strings, null, small integers and lists of
+    strings as values) the standard library's sorted, compact, non-ASCII-escaping JSON
+    is byte for byte RFC 8785, and about ten times faster than a general JCS encoder;
+    anything else (non-ASCII keys sort by UTF-16 units in JCS; floats) takes the
+    general encoder. A property test holds the two equal.
+    """
+    if _plain(leaf):
+        return json.dumps(leaf, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return bytes(rfc8785.dumps(leaf))
+
+
+def _plain(mapping: dict[str, Any]) -> bool:
+    """True when `mapping` has only ASCII keys and str, None, safe int, list-of-str or
+    (recursively) such dict values: the shapes where stdlib JSON equals RFC 8785."""
+    for key, value in mapping.items():
+        if not key.isascii():
+            return False
+        kind = type(value)
+        if kind is str or value is None:
+            continue
+        if kind is int and abs(value) < 2**53:
+            continue
+        if kind is dict and _plain(value):
+            continue
+        if kind is list and all(type(item) is str for item in value):
+            continue
+        return False
+    return True
