@@ -38,7 +38,9 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data directory holds password hashes and keystores: owner only.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings.data_dir.chmod(0o700)
         secrets_dir = settings.secrets_dir
         self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
         self.users = UserService(

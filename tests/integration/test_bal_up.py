@@ -86,6 +86,7 @@ def test_up_generates_admin_once_stops_on_sigterm_and_keeps_data(tmp_path: Path)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
+    assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
     secrets_dir = tmp_path / "data" / "secrets"
     assert oct(secrets_dir.stat().st_mode & 0o777) == "0o700"
     assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in secrets_dir.iterdir())

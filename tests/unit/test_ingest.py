@@ -89,6 +89,9 @@ def test_bad_input_is_recorded_and_never_stops_the_batch(
     result = ingest.ingest(
         [
             delivery(b"<not xml"),
+            delivery(
+                b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><MeterReadings>&x;</MeterReadings>'
+            ),
             delivery(b"x" * 5000),
             delivery(SAMPLE_PMU, "elsewhere/producer1"),
             delivery(SAMPLE_PMU, "platone/ghost"),
@@ -100,10 +103,11 @@ def test_bad_input_is_recorded_and_never_stops_the_batch(
             delivery(SAMPLE_XML),
         ]
     )
-    assert result.readings == 2 and result.messages == 10
+    assert result.readings == 2 and result.messages == 11
     got = reasons(store)
     expected = [
         "malformed XML",
+        "XML with a DTD is refused",
         "exceeds the limit of 4096",
         "is not under platone/<producer>",
         "unknown producer 'ghost'",
