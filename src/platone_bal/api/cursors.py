@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from typing import Protocol
 
 from fastapi import HTTPException
 
 
 def encode_cursor(kind: str, last_id: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+def next_cursor(kind: str, rows: Sequence[_Row], limit: int) -> str | None:
+    """The cursor of the page after `rows`, or None when this page is the last."""
+    return encode_cursor(kind, rows[-1].id) if len(rows) == limit else None
 
 
 def decode_cursor(kind: str, cursor: str | None) -> int:

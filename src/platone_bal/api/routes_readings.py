@@ -7,59 +7,29 @@ producer's grant covers; until grants exist they see nothing (fail closed).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from platone_bal.api.cursors import decode_cursor, encode_cursor
+from platone_bal.api.cursors import decode_cursor, next_cursor
 from platone_bal.api.deps import Context, CurrentUser
 from platone_bal.domain.readings import InvalidReading, parse_time
 from platone_bal.domain.users import Role, User
-from platone_bal.ports import ReadingQuery, RejectionQuery
+from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
 
 router = APIRouter(prefix="/v1", tags=["readings"])
 
 MAX_PAGE = 1000
 
 
-class ReadingOut(BaseModel):
-    id: int
-    index: int
-    log: str
-    producer: str
-    owner: str
-    device: str
-    time: str
-    measurand: str
-    value: str
-    unit: str | None
-    attrs: dict[str, Any]
-    format: str
-    received: str
-    message: str
-
-
 class ReadingPage(BaseModel):
-    items: list[ReadingOut]
+    items: list[StoredReading]
     next_cursor: str | None
 
 
-class RejectionOut(BaseModel):
-    id: int
-    received: str
-    channel: str
-    topic: str
-    producer: str | None
-    sender: str | None
-    reason: str
-    message: str
-    size: int
-    format: str | None
-
-
 class RejectionPage(BaseModel):
-    items: list[RejectionOut]
+    items: list[StoredRejection]
     next_cursor: str | None
 
 
@@ -114,9 +84,7 @@ def list_readings(
         limit=limit,
     )
     rows = ctx.store.readings(query)
-    items = [ReadingOut.model_validate(row, from_attributes=True) for row in rows]
-    next_cursor = encode_cursor("r", rows[-1].id) if len(rows) == limit else None
-    return ReadingPage(items=items, next_cursor=next_cursor)
+    return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, limit))
 
 
 @router.get("/rejections", response_model=RejectionPage)
@@ -135,6 +103,4 @@ def list_rejections(
         limit=limit,
     )
     rows = ctx.store.rejections(query)
-    items = [RejectionOut.model_validate(row, from_attributes=True) for row in rows]
-    next_cursor = encode_cursor("j", rows[-1].id) if len(rows) == limit else None
-    return RejectionPage(items=items, next_cursor=next_cursor)
+    return RejectionPage(items=rows, next_cursor=next_cursor("j", rows, limit))
