@@ -52,7 +52,11 @@ def test_wrong_topic_is_dropped_and_recorded(node: NodeThread) -> None:
     received: list[bytes] = []
     spy = connect(mqtt_url(node), "producer2", "secret-pass-2")
     spy.on_message = lambda _c, _u, message: received.append(message.payload)
+    granted: list[object] = []
+    spy.on_subscribe = lambda _c, _u, _m, codes, _p: granted.extend(codes)
     spy.subscribe("platone/producer2/#", qos=1)
+    wait_for(lambda: bool(granted), what="SUBACK")
+    assert not granted[0].is_failure  # type: ignore[attr-defined]
     client = connect(mqtt_url(node), "producer1", "secret-pass-1")
     client.publish("platone/producer2/x", SAMPLE_PMU, qos=1).wait_for_publish(5)
     client.publish("devices/anything", b"{}", qos=1).wait_for_publish(5)
