@@ -192,3 +192,30 @@ def test_store_errors_are_retried_not_dropped(
     assert ingest.flush(5)
     ingest.stop()
     assert len(store.readings(ReadingQuery())) == 2
+
+
+def test_every_stored_reading_is_a_leaf_of_the_log_tree(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    from platone_bal.domain.merkle import (
+        SHA3_256,
+        inclusion_proof,
+        merkle_root,
+        tree_root,
+        verify_inclusion,
+    )
+
+    for batch in range(3):  # several transactions: the frontier is reloaded each time
+        payloads = [SAMPLE_PMU.replace(b'"pmu1"', f'"pmu{batch}-{n}"'.encode()) for n in range(7)]
+        ingest.ingest([delivery(payload) for payload in payloads])
+    size = store.log_size("bal-main")
+    assert size == 42
+    leaves = [
+        row[0] for row in store._connection().execute("SELECT leaf FROM readings ORDER BY idx")
+    ]
+    hashes = [SHA3_256.hash_leaf(leaf) for leaf in leaves]
+    root = tree_root(SHA3_256, store.nodes("bal-main"), size)
+    assert root == merkle_root(SHA3_256, hashes)
+    for index in (0, 13, 41):
+        path = inclusion_proof(SHA3_256, store.nodes("bal-main"), index, size)
+        assert verify_inclusion(SHA3_256, index, size, hashes[index], path, root)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Role, User
@@ -81,6 +82,15 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejections_by_producer ON rejections (producer, id);
+-- Perfect-subtree hashes of each log's Merkle tree (level 0: leaf hashes), written in
+-- the same transaction as their readings; proofs read O(log n) of them.
+CREATE TABLE IF NOT EXISTS nodes (
+    log   TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (log, level, idx)
+) WITHOUT ROWID;
 """
 
 _READING_COLUMNS = (
@@ -176,9 +186,9 @@ class SqliteStore:
     def save(self, records: Sequence[MessageRecord], log: str) -> SaveResult:
         stored = duplicates = reading_count = rejection_count = 0
         with self._transaction() as db:
-            (next_index,) = db.execute(
-                "SELECT COALESCE(MAX(idx) + 1, 0) FROM readings WHERE log = ?", (log,)
-            ).fetchone()
+            frontier = Frontier.load(SHA3_256, _Nodes(db, log), self._log_size(db, log))
+            next_index = frontier.size
+            node_rows: list[tuple[str, int, int, bytes]] = []
             reading_rows: list[tuple[Any, ...]] = []
             rejection_rows: list[tuple[Any, ...]] = []
             for record in records:
@@ -225,6 +235,12 @@ class SqliteStore:
                             item.leaf_bytes,
                         )
                     )
+                    node_rows.extend(
+                        (log, level, index, value)
+                        for level, index, value in frontier.append(
+                            SHA3_256.hash_leaf(item.leaf_bytes)
+                        )
+                    )
                     next_index += 1
                 rejection_rows.extend(
                     (message_id, record.producer, reason) for reason in record.rejections
@@ -239,8 +255,28 @@ class SqliteStore:
                 "INSERT INTO rejections (message_id, producer, reason) VALUES (?, ?, ?)",
                 rejection_rows,
             )
+            db.executemany(
+                "INSERT INTO nodes (log, level, idx, hash) VALUES (?, ?, ?, ?)", node_rows
+            )
             reading_count, rejection_count = len(reading_rows), len(rejection_rows)
         return SaveResult(stored, duplicates, reading_count, rejection_count)
+
+    # the Merkle log
+
+    @staticmethod
+    def _log_size(db: sqlite3.Connection, log: str) -> int:
+        (size,) = db.execute(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM nodes WHERE log = ? AND level = 0", (log,)
+        ).fetchone()
+        return int(size)
+
+    def log_size(self, log: str) -> int:
+        """How many leaves the log holds."""
+        return self._log_size(self._connection(), log)
+
+    def nodes(self, log: str) -> NodeReader:
+        """Stored perfect-subtree hashes of a log, for roots and proofs."""
+        return _Nodes(self._connection(), log)
 
     # queries
 
@@ -315,6 +351,23 @@ class SqliteStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+class _Nodes:
+    """NodeReader over the nodes table of one log."""
+
+    def __init__(self, db: sqlite3.Connection, log: str) -> None:
+        self._db = db
+        self._log = log
+
+    def node(self, level: int, index: int) -> bytes:
+        row = self._db.execute(
+            "SELECT hash FROM nodes WHERE log = ? AND level = ? AND idx = ?",
+            (self._log, level, index),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"log {self._log!r} has no node ({level}, {index})")
+        return bytes(row[0])
 
 
 def _user(row: tuple[Any, ...]) -> User:
