@@ -38,7 +38,7 @@ def require_binary(name: str) -> str:
     if path is None:
         if os.environ.get("BAL_REQUIRE_INTEGRATION"):
             pytest.fail(f"{name} is required (BAL_REQUIRE_INTEGRATION is set) but not installed")
-        pytest.skip(f"{name} not installed")
+        pytest.skip(f"{name} not installed; BAL_REQUIRE_INTEGRATION=1 makes this a failure")
     return path
 
 
