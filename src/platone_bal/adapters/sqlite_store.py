@@ -187,7 +187,6 @@ class SqliteStore:
         stored = duplicates = reading_count = rejection_count = 0
         with self._transaction() as db:
             frontier = Frontier.load(SHA3_256, _Nodes(db, log), self._log_size(db, log))
-            next_index = frontier.size
             node_rows: list[tuple[str, int, int, bytes]] = []
             reading_rows: list[tuple[Any, ...]] = []
             rejection_rows: list[tuple[Any, ...]] = []
@@ -221,7 +220,7 @@ class SqliteStore:
                         (
                             message_id,
                             log,
-                            next_index,
+                            frontier.size,  # the index this leaf gets on append below
                             leaf["producer"],
                             leaf["owner"],
                             leaf["device"],
@@ -241,7 +240,6 @@ class SqliteStore:
                             SHA3_256.hash_leaf(item.leaf_bytes)
                         )
                     )
-                    next_index += 1
                 rejection_rows.extend(
                     (message_id, record.producer, reason) for reason in record.rejections
                 )

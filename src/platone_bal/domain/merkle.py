@@ -28,7 +28,6 @@ class TreeHasher:
     def __init__(self, name: str) -> None:
         self.name = name
         self._new: Callable[[bytes], hashlib._Hash] = getattr(hashlib, name)
-        self.size = self._new(b"").digest_size
 
     def empty_root(self) -> bytes:
         return self._new(b"").digest()
