@@ -13,13 +13,15 @@ import uvicorn
 
 from platone_bal.adapters.amqtt_broker import EmbeddedBroker
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
+from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.config import Settings
-from platone_bal.services.ingest import IngestService
+from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,20 @@ class Node:
         settings.data_dir.chmod(0o700)
         secrets_dir = settings.secrets_dir
         self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
-        self.users = UserService(
-            self.store, Wallets(read_or_create_secret(secrets_dir / "keystore-passphrase"))
+        passphrase = (
+            settings.key_passphrase.get_secret_value()
+            if settings.key_passphrase
+            else read_or_create_secret(secrets_dir / "keystore-passphrase")
+        )
+        wallets = Wallets(passphrase)
+        self.keys = NodeKeys(settings.keys_dir, wallets)
+        self.users = UserService(self.store, wallets)
+        self.checkpointer = Checkpointer(
+            self.store,
+            log_id=settings.log_id,
+            private_key=self.keys["log-signer"].private_key,
+            clock=now,
+            min_interval=settings.checkpoint_interval,
         )
         self.tokens = TokenSigner(
             read_or_create_secret(secrets_dir / "token-key"), settings.token_ttl
@@ -54,6 +68,7 @@ class Node:
             log_id=settings.log_id,
             max_payload_bytes=settings.max_payload_bytes,
             batch_size=settings.ingest_batch,
+            on_commit=self.checkpointer.log_grew,
         )
         self.api = create_api(ApiContext(self.store, self.users, self.tokens))
         self._server: _Server | None = None
@@ -73,6 +88,7 @@ class Node:
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run ingest, the broker (or the external subscriber) and the API until stopped."""
         settings = self.settings
+        self.checkpointer.start()
         self.ingest.start()
         broker: EmbeddedBroker | None = None
         subscriber: MqttSubscriber | None = None
@@ -115,6 +131,7 @@ class Node:
             if broker is not None:
                 await broker.stop()
             await asyncio.to_thread(self.ingest.stop)
+            await asyncio.to_thread(self.checkpointer.stop)
             self.store.close()
 
     def _install_signal_handlers(self) -> None:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     log_id: str = Field(default="bal-main", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     token_ttl: int = Field(default=3600, gt=0, description="Bearer token lifetime, seconds.")
     ingest_batch: int = Field(default=2000, gt=0, description="Most messages per write.")
+    key_passphrase: SecretStr | None = Field(
+        default=None,
+        description="Passphrase of the node's keystores; generated into secrets/ if unset.",
+    )
+    checkpoint_interval: float = Field(
+        default=0.2, gt=0, le=0.9, description="Least seconds between two signed checkpoints."
+    )
 
     @model_validator(mode="after")
     def _external_broker_needs_credentials(self) -> Settings:
@@ -81,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
 
 
 def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
+from platone_bal.domain.merkle import NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.users import Role, User
 
@@ -88,6 +90,53 @@ class Store(Protocol):
 
     def readings(self, query: ReadingQuery) -> list[StoredReading]: ...
 
+    def reading(self, reading_id: int) -> StoredReading | None: ...
+
+    def leaf_bytes(self, log: str, index: int) -> bytes | None:
+        """The certified leaf bytes at `index` of `log`, exactly as hashed."""
+        ...
+
+    def leaves(self, log: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        """(index, leaf bytes) of `log` from `start` on, in index order (for audits)."""
+        ...
+
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]: ...
+
+    # the Merkle log
+
+    def log_size(self, log: str) -> int: ...
+
+    def nodes(self, log: str) -> NodeReader:
+        """Stored perfect-subtree hashes of a log, for roots and proofs."""
+        ...
+
+    def add_checkpoint(self, signed: SignedCheckpoint) -> None: ...
+
+    def latest_checkpoint(self, log: str) -> SignedCheckpoint | None: ...
+
+    def checkpoint(self, log: str, size: int) -> SignedCheckpoint | None: ...
+
+    def checkpoints(self, log: str, after: int = 0, limit: int = 100) -> list[SignedCheckpoint]:
+        """Checkpoints of `log` with size > `after`, smallest first."""
+        ...
+
+    def checkpoint_covering(self, log: str, index: int) -> SignedCheckpoint | None:
+        """The checkpoint to prove leaf `index` with: the smallest anchored one that
+        covers it, else the newest one (which a later anchor will cover)."""
+        ...
+
+    def add_anchor(self, anchor: Anchor) -> None:
+        """Record an anchor; recording the same (log, size, chain, contract) twice is a no-op."""
+        ...
+
+    def anchor(self, log: str, size: int) -> Anchor | None: ...
+
+    def anchors(
+        self, log: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Anchor]]:
+        """(row id, anchor) oldest first; `after` is the keyset cursor (last row id seen)."""
+        ...
+
+    def latest_anchor(self, log: str) -> Anchor | None: ...
 
     def close(self) -> None: ...

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.readings import format_time
@@ -91,7 +92,33 @@ CREATE TABLE IF NOT EXISTS nodes (
     hash  BLOB NOT NULL,
     PRIMARY KEY (log, level, idx)
 ) WITHOUT ROWID;
+-- Signed checkpoints (ARCHITECTURE §5), one per size the checkpointer signed.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    log       TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    root      BLOB NOT NULL,
+    time      TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    signer    TEXT NOT NULL,
+    PRIMARY KEY (log, size)
+) WITHOUT ROWID;
+-- Checkpoints found on chain, with the transaction that put them there.
+CREATE TABLE IF NOT EXISTS anchors (
+    id       INTEGER PRIMARY KEY,
+    log      TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    root     BLOB NOT NULL,
+    chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL,
+    tx       TEXT NOT NULL,
+    block    INTEGER NOT NULL,
+    time     TEXT NOT NULL,
+    UNIQUE (log, size, chain_id, contract)
+);
 """
+
+_CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
+_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
 _READING_COLUMNS = (
     "r.id, r.log, r.idx, r.producer, r.owner, r.device, r.time, r.measurand, r.value,"
@@ -276,7 +303,121 @@ class SqliteStore:
         """Stored perfect-subtree hashes of a log, for roots and proofs."""
         return _Nodes(self._connection(), log)
 
+    def add_checkpoint(self, signed: SignedCheckpoint) -> None:
+        c = signed.checkpoint
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT OR IGNORE INTO checkpoints ({_CHECKPOINT_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (c.log, c.size, c.root, c.time, signed.signature, signed.signer),
+            )
+
+    def _checkpoint_where(self, where: str, params: tuple[Any, ...]) -> SignedCheckpoint | None:
+        row = (
+            self._connection()
+            .execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}", params)  # noqa: S608
+            .fetchone()
+        )
+        return _checkpoint(row) if row else None
+
+    def latest_checkpoint(self, log: str) -> SignedCheckpoint | None:
+        return self._checkpoint_where("log = ? ORDER BY size DESC LIMIT 1", (log,))
+
+    def checkpoint(self, log: str, size: int) -> SignedCheckpoint | None:
+        return self._checkpoint_where("log = ? AND size = ?", (log, size))
+
+    def checkpoints(self, log: str, after: int = 0, limit: int = 100) -> list[SignedCheckpoint]:
+        rows = self._connection().execute(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
+            " WHERE log = ? AND size > ? ORDER BY size LIMIT ?",
+            (log, after, limit),
+        )
+        return [_checkpoint(row) for row in rows]
+
+    def checkpoint_covering(self, log: str, index: int) -> SignedCheckpoint | None:
+        anchored = self._checkpoint_where(
+            "log = ? AND size > ? AND size IN (SELECT size FROM anchors WHERE log = ?)"
+            " ORDER BY size LIMIT 1",
+            (log, index, log),
+        )
+        if anchored is not None:
+            return anchored
+        return self._checkpoint_where(
+            "log = ? AND size > ? ORDER BY size DESC LIMIT 1", (log, index)
+        )
+
+    def add_anchor(self, anchor: Anchor) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO anchors"
+                " (log, size, root, chain_id, contract, tx, block, time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    anchor.log,
+                    anchor.size,
+                    anchor.root,
+                    anchor.chain_id,
+                    anchor.contract,
+                    anchor.tx,
+                    anchor.block,
+                    anchor.time,
+                ),
+            )
+
+    def anchor(self, log: str, size: int) -> Anchor | None:
+        row = (
+            self._connection()
+            .execute(
+                f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND size = ?"  # noqa: S608
+                " ORDER BY id LIMIT 1",
+                (log, size),
+            )
+            .fetchone()
+        )
+        return _anchor(row)[1] if row else None
+
+    def latest_anchor(self, log: str) -> Anchor | None:
+        row = (
+            self._connection()
+            .execute(
+                f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ?"  # noqa: S608
+                " ORDER BY size DESC LIMIT 1",
+                (log,),
+            )
+            .fetchone()
+        )
+        return _anchor(row)[1] if row else None
+
+    def anchors(
+        self, log: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Anchor]]:
+        where, params = ("id > ?", [after]) if log is None else ("id > ? AND log = ?", [after, log])
+        rows = self._connection().execute(
+            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+        return [_anchor(row) for row in rows]
+
     # queries
+
+    def reading(self, reading_id: int) -> StoredReading | None:
+        rows = self._reading_rows("r.id = ?", [reading_id], 1)
+        return rows[0] if rows else None
+
+    def leaf_bytes(self, log: str, index: int) -> bytes | None:
+        row = (
+            self._connection()
+            .execute("SELECT leaf FROM readings WHERE log = ? AND idx = ?", (log, index))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def leaves(self, log: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        rows = self._connection().execute(
+            "SELECT idx, leaf FROM readings WHERE log = ? AND idx >= ? ORDER BY idx LIMIT ?",
+            (log, start, limit),
+        )
+        return [(int(index), bytes(leaf)) for index, leaf in rows]
 
     def readings(self, query: ReadingQuery) -> list[StoredReading]:
         clauses: list[str] = ["r.id > ?"]
@@ -295,10 +436,13 @@ class SqliteStore:
         if query.until is not None:
             clauses.append("r.time < ?")
             params.append(format_time(query.until))
+        return self._reading_rows(" AND ".join(clauses), params, query.limit)
+
+    def _reading_rows(self, where: str, params: list[Any], limit: int) -> list[StoredReading]:
         rows = self._connection().execute(
             f"SELECT {_READING_COLUMNS} FROM readings r JOIN messages m ON m.id = r.message_id"  # noqa: S608 (columns are constants)
-            f" WHERE {' AND '.join(clauses)} ORDER BY r.id LIMIT ?",
-            (*params, query.limit),
+            f" WHERE {where} ORDER BY r.id LIMIT ?",
+            (*params, limit),
         )
         return [
             StoredReading(
@@ -377,3 +521,13 @@ def _user(row: tuple[Any, ...]) -> User:
         wallet=wallet,
         disabled=bool(disabled),
     )
+
+
+def _checkpoint(row: tuple[Any, ...]) -> SignedCheckpoint:
+    log, size, root, time, signature, signer = row
+    return SignedCheckpoint(Checkpoint(log, size, bytes(root), time), signature, signer)
+
+
+def _anchor(row: tuple[Any, ...]) -> tuple[int, Anchor]:
+    row_id, log, size, root, chain_id, contract, tx, block, time = row
+    return row_id, Anchor(log, size, bytes(root), chain_id, contract, tx, block, time)

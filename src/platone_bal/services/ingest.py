@@ -51,9 +51,16 @@ class Delivery:
 
 class IngestService:
     def __init__(
-        self, store: Store, *, log_id: str, max_payload_bytes: int, batch_size: int = 2000
+        self,
+        store: Store,
+        *,
+        log_id: str,
+        max_payload_bytes: int,
+        batch_size: int = 2000,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self._on_commit = on_commit
         self.log_id = log_id
         self.max_payload_bytes = max_payload_bytes
         self.batch_size = batch_size
@@ -130,6 +137,8 @@ class IngestService:
         producers: dict[str, User | None] = {}
         records = [self.record(delivery, producers) for delivery in deliveries]
         result = self.store.save(records, self.log_id)
+        if result.readings and self._on_commit is not None:
+            self._on_commit()
         for delivery in deliveries:
             if delivery.ack is not None:
                 delivery.ack()
