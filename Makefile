@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export ETH_HASH_BACKEND ?= pysha3
 
-.PHONY: run test lint unit integration bench clean
+.PHONY: run test lint unit integration bench contracts clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,20 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+# Pinned JavaScript tools (solc, ganache) for the contract and JSON-RPC node tests.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+integration: $(STAMP) node_modules/.installed
 	$(BIN)/pytest -q tests/integration
+
+# Recompile contracts/*.sol with the pinned solc into the committed artifacts.
+contracts: $(STAMP) node_modules/.installed
+	$(BIN)/python -m platone_bal.adapters.contracts .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) bal-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules bal-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,249 @@
+"""The chain port over web3.py: the same code talks to the embedded EVM and to any node.
+
+`deploy_contracts` puts the three contracts on a chain once and grants the node's
+anchorer its roles; the resulting `Deployment` (chain id, addresses, block) is a small
+JSON file in the data directory, so a restart finds the same contracts. `Web3Chain`
+anchors checkpoints and reads them back, turning reverts into `ChainError`s that name
+the contract's custom error (e.g. `SizeMustGrow(12, 10)`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_account import Account
+from eth_utils.crypto import keccak
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from platone_bal.adapters.contracts import CONTRACT_NAMES, artifacts
+from platone_bal.domain.checkpoint import Anchor, log_key
+from platone_bal.domain.readings import format_time
+
+RECEIPT_TIMEOUT = 60.0
+
+
+class ChainError(RuntimeError):
+    """A transaction or call failed; the message says why (revert reason, node error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the contracts live on one chain."""
+
+    chain_id: int
+    contracts: dict[str, str]
+    block: int
+    """Block of the first deployment transaction: event scans start here."""
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment | None:
+        if not path.exists():
+            return None
+        document = json.loads(path.read_text())
+        return cls(int(document["chain_id"]), dict(document["contracts"]), int(document["block"]))
+
+
+def http_web3(url: str, timeout: float = 10.0) -> Web3:
+    return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+
+
+def revert_reason(error: BaseException) -> str:
+    """The contract error a revert carries, decoded against our ABIs when possible."""
+    data = _revert_data(error)
+    if data is None or len(data) < 4:
+        return str(error) or type(error).__name__
+    for artifact in artifacts().values():
+        for entry in artifact.abi:
+            if entry.get("type") != "error":
+                continue
+            types = [item["type"] for item in entry["inputs"]]
+            signature = f"{entry['name']}({','.join(types)})"
+            if keccak(text=signature)[:4] == data[:4]:
+                values = abi_decode(types, data[4:])
+                shown = ", ".join(v.hex() if isinstance(v, bytes) else str(v) for v in values)
+                return f"{entry['name']}({shown})"
+    if data[:4] == bytes.fromhex("08c379a0"):  # Error(string)
+        return str(abi_decode(["string"], data[4:])[0])
+    return f"reverted with data 0x{data.hex()}"
+
+
+def _revert_data(error: BaseException) -> bytes | None:
+    """Revert data from a node's error (hex `data`) or eth-tester's (bytes, maybe wrapped)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        for candidate in (getattr(seen, "data", None), *getattr(seen, "args", ())):
+            if isinstance(candidate, bytes):
+                return candidate
+            if isinstance(candidate, str) and candidate.startswith("0x"):
+                try:
+                    return bytes.fromhex(candidate[2:])
+                except ValueError:
+                    continue
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class Transactor:
+    """Signs and sends transactions from one local key, one at a time.
+
+    The nonce comes from the node's pending count before every send, so a restart or
+    another process using the key never leaves a gap or a reuse behind.
+    """
+
+    def __init__(self, w3: Web3, private_key: bytes) -> None:
+        self.w3 = w3
+        self._account = Account.from_key(private_key)
+        self.address = Web3.to_checksum_address(self._account.address)
+
+    def send(self, call: Any) -> TxReceipt:
+        """Send a contract call or constructor; return its receipt or raise ChainError."""
+        try:
+            transaction = call.build_transaction(
+                {
+                    "from": self.address,
+                    "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
+                    "chainId": self.w3.eth.chain_id,
+                }
+            )
+            signed = self._account.sign_transaction(transaction)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
+        except ChainError:
+            raise
+        except Exception as error:
+            raise ChainError(revert_reason(error)) from error
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted")
+        return receipt
+
+
+def deploy_contracts(w3: Web3, admin_key: bytes, grantees: list[str]) -> Deployment:
+    """Deploy the three contracts from the admin account and grant `grantees` their roles
+    (anchorer on CertificationRegistry, recorder on SubscriptionRegistry)."""
+    sender = Transactor(w3, admin_key)
+    addresses: dict[str, str] = {}
+    first_block: int | None = None
+    for name in CONTRACT_NAMES:
+        artifact = artifacts()[name]
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = sender.send(factory.constructor())
+        addresses[name] = str(receipt["contractAddress"])
+        first_block = receipt["blockNumber"] if first_block is None else first_block
+    registry = contract(w3, "CertificationRegistry", addresses["CertificationRegistry"])
+    subscriptions = contract(w3, "SubscriptionRegistry", addresses["SubscriptionRegistry"])
+    for grantee in grantees:
+        sender.send(registry.functions.grantAnchorer(grantee))
+        sender.send(subscriptions.functions.grantRecorder(grantee))
+    assert first_block is not None
+    return Deployment(w3.eth.chain_id, addresses, first_block)
+
+
+def contract(w3: Web3, name: str, address: str) -> Contract:
+    """A deployed contract of ours at `address`, with its committed ABI."""
+    abi: Any = artifacts()[name].abi
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+
+
+class Web3Chain:
+    """Anchors and anchor look-ups on `CertificationRegistry` through any web3 provider."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, anchorer_key: bytes | None = None) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.registry_address = deployment.contracts["CertificationRegistry"]
+        self.registry = contract(w3, "CertificationRegistry", self.registry_address)
+        self._sender = Transactor(w3, anchorer_key) if anchorer_key else None
+
+    @property
+    def chain_id(self) -> int:
+        return self.deployment.chain_id
+
+    def check_connection(self) -> None:
+        """Raise ChainError unless the node answers with the deployment's chain id."""
+        try:
+            actual = self.w3.eth.chain_id
+        except Exception as error:
+            raise ChainError(f"chain unreachable: {error}") from error
+        if actual != self.deployment.chain_id:
+            raise ChainError(
+                f"node reports chain id {actual}, the deployment is on {self.deployment.chain_id}"
+            )
+
+    def anchor(self, log: str, size: int, root: bytes) -> Anchor:
+        if self._sender is None:
+            raise ChainError("this chain connection has no anchorer key")
+        receipt = self._sender.send(self.registry.functions.anchor(log_key(log), size, root))
+        return self._anchor_from(log, size, root, receipt)
+
+    def latest(self, log: str) -> tuple[int, bytes, int]:
+        """(size, root, timestamp) of the log's newest anchor; size 0 when none."""
+        try:
+            size, root, timestamp = self.registry.functions.latest(log_key(log)).call()
+        except Exception as error:
+            raise ChainError(f"reading the latest anchor failed: {revert_reason(error)}") from error
+        return int(size), bytes(root), int(timestamp)
+
+    def root_at(self, log: str, size: int) -> bytes | None:
+        """The root the contract holds for exactly `size`, or None if never anchored."""
+        try:
+            root, _ = self.registry.functions.rootAt(log_key(log), size).call()
+        except Exception as error:
+            raise ChainError(f"reading an anchor failed: {revert_reason(error)}") from error
+        return None if bytes(root) == bytes(32) else bytes(root)
+
+    def anchored_events(self, log: str, from_block: int | None = None) -> list[Anchor]:
+        """Every `Anchored` event of the log, oldest first: the chain's own record."""
+        start = self.deployment.block if from_block is None else from_block
+        try:
+            entries = self.registry.events.Anchored().get_logs(
+                from_block=start, argument_filters={"logId": log_key(log)}
+            )
+            found = []
+            for entry in entries:
+                block = self.w3.eth.get_block(entry["blockNumber"])
+                found.append(
+                    Anchor(
+                        log,
+                        int(entry["args"]["size"]),
+                        bytes(entry["args"]["root"]),
+                        self.chain_id,
+                        self.registry_address,
+                        "0x" + bytes(entry["transactionHash"]).hex(),
+                        int(entry["blockNumber"]),
+                        _block_time(int(block["timestamp"])),
+                    )
+                )
+            return found
+        except Exception as error:
+            raise ChainError(f"reading Anchored events failed: {error}") from error
+
+    def _anchor_from(self, log: str, size: int, root: bytes, receipt: TxReceipt) -> Anchor:
+        block = self.w3.eth.get_block(receipt["blockNumber"])
+        return Anchor(
+            log,
+            size,
+            root,
+            self.chain_id,
+            self.registry_address,
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+            int(receipt["blockNumber"]),
+            _block_time(int(block["timestamp"])),
+        )
+
+
+def _block_time(timestamp: int) -> str:
+    return format_time(datetime.fromtimestamp(timestamp, UTC))
