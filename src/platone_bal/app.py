@@ -8,10 +8,13 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
+from web3 import Web3
 
 from platone_bal.adapters.amqtt_broker import EmbeddedBroker
+from platone_bal.adapters.chain_rpc import ReadOnlyRpc, create_rpc_app
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
@@ -19,7 +22,9 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
+from platone_bal.chain_setup import open_chain
 from platone_bal.config import Settings
+from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
@@ -33,6 +38,14 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _server(app: Any, host: str, port: int) -> _Server:
+    return _Server(
+        uvicorn.Config(
+            app, host=host, port=port, lifespan="off", log_level="warning", access_log=False
+        )
+    )
 
 
 class Node:
@@ -70,8 +83,13 @@ class Node:
             batch_size=settings.ingest_batch,
             on_commit=self.checkpointer.log_grew,
         )
+        self.chain = open_chain(settings, self.keys)
+        self.anchorer = Anchorer(
+            self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
+        )
         self.api = create_api(ApiContext(self.store, self.users, self.tokens))
         self._server: _Server | None = None
+        self._rpc_server: _Server | None = None
         self._stop_requested = threading.Event()
 
     def bootstrap_admin(self) -> str | None:
@@ -82,13 +100,15 @@ class Node:
     def request_stop(self) -> None:
         """Ask a running `serve()` to shut down cleanly; safe from any thread."""
         self._stop_requested.set()
-        if self._server is not None:
-            self._server.should_exit = True
+        for server in (self._server, self._rpc_server):
+            if server is not None:
+                server.should_exit = True
 
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run ingest, the broker (or the external subscriber) and the API until stopped."""
         settings = self.settings
         self.checkpointer.start()
+        self.anchorer.start()
         self.ingest.start()
         broker: EmbeddedBroker | None = None
         subscriber: MqttSubscriber | None = None
@@ -107,24 +127,27 @@ class Node:
                     ca_file=settings.mqtt_ca_file,
                 )
                 await asyncio.to_thread(subscriber.start)
-            config = uvicorn.Config(
-                self.api,
-                host=settings.bind,
-                port=settings.http_port,
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-            )
-            self._server = _Server(config)
+            self._server = _server(self.api, settings.bind, settings.http_port)
+            servers = [self._server]
+            if self.chain.embedded is not None and settings.chain_rpc_port:
+                rpc = ReadOnlyRpc(Web3(self.chain.embedded.provider), settings.chain_id)
+                self._rpc_server = _server(
+                    create_rpc_app(rpc), settings.bind, settings.chain_rpc_port
+                )
+                servers.append(self._rpc_server)
             self._install_signal_handlers()
             if self._stop_requested.is_set():
                 return
-            serving = asyncio.create_task(self._server.serve())
-            while not self._server.started and not serving.done():
+            serving = [asyncio.create_task(server.serve()) for server in servers]
+            while not all(server.started for server in servers) and not any(
+                task.done() for task in serving
+            ):
                 await asyncio.sleep(0.02)
-            if self._server.started and on_ready is not None:
+            if all(server.started for server in servers) and on_ready is not None:
                 on_ready()
-            await serving
+            else:
+                self.request_stop()
+            await asyncio.gather(*serving)
         finally:
             if subscriber is not None:
                 await asyncio.to_thread(subscriber.stop)
@@ -132,6 +155,8 @@ class Node:
                 await broker.stop()
             await asyncio.to_thread(self.ingest.stop)
             await asyncio.to_thread(self.checkpointer.stop)
+            await asyncio.to_thread(self.anchorer.stop)
+            self.chain.close()
             self.store.close()
 
     def _install_signal_handlers(self) -> None:

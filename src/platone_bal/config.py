@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         default=None,
         description="Passphrase of the node's keystores; generated into secrets/ if unset.",
     )
+    chain: Literal["embedded", "rpc"] = Field(
+        default="embedded",
+        description="embedded: py-evm chain in the data dir; rpc: any Ethereum node at chain_url.",
+    )
+    chain_url: str | None = Field(default=None, description="JSON-RPC URL when BAL_CHAIN=rpc.")
+    chain_id: int = Field(default=1337, gt=0, description="Chain id of the embedded chain.")
+    chain_rpc_port: int = Field(
+        default=8545, ge=0, le=65535, description="Read-only JSON-RPC of the embedded chain."
+    )
+    anchor_interval: float = Field(
+        default=10.0, gt=0, description="Least seconds between two anchor transactions."
+    )
     checkpoint_interval: float = Field(
         default=0.2, gt=0, le=0.9, description="Least seconds between two signed checkpoints."
     )
@@ -67,6 +79,8 @@ class Settings(BaseSettings):
     def _external_broker_needs_credentials(self) -> Settings:
         if self.broker == "mosquitto" and not (self.mqtt_username and self.mqtt_password):
             raise ValueError("BAL_BROKER=mosquitto needs BAL_MQTT_USERNAME and BAL_MQTT_PASSWORD")
+        if self.chain == "rpc" and not self.chain_url:
+            raise ValueError("BAL_CHAIN=rpc needs BAL_CHAIN_URL")
         return self
 
     @classmethod
@@ -92,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.data_dir / "chain"
 
 
 def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path | None:

@@ -140,3 +140,30 @@ class Store(Protocol):
     def latest_anchor(self, log: str) -> Anchor | None: ...
 
     def close(self) -> None: ...
+
+
+class ChainError(RuntimeError):
+    """The chain refused or could not be reached; the message says why."""
+
+
+class AnchorChain(Protocol):
+    """`CertificationRegistry` on some chain: anchor checkpoints, read them back."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    registry_address: str
+
+    def anchor(self, log: str, size: int, root: bytes) -> Anchor:
+        """Send `anchor(logId, size, root)` and wait for it to be mined."""
+        ...
+
+    def latest(self, log: str) -> tuple[int, bytes, int]:
+        """(size, root, block timestamp) of the log's newest anchor; size 0 when none."""
+        ...
+
+    def root_at(self, log: str, size: int) -> bytes | None: ...
+
+    def anchored_events(self, log: str, from_block: int | None = None) -> list[Anchor]:
+        """The chain's own record of the log's anchors (`Anchored` events), oldest first."""
+        ...

@@ -25,6 +25,7 @@ class NodeThread:
             data_dir=data_dir,
             http_port=free_port(),
             mqtt_port=free_port(),
+            chain_rpc_port=free_port(),
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
             **settings,  # type: ignore[arg-type]
         )

@@ -21,6 +21,7 @@ def start(data_dir: Path, http_port: int, mqtt_port: int, log: Path) -> subproce
         "BAL_DATA_DIR": str(data_dir),
         "BAL_HTTP_PORT": str(http_port),
         "BAL_MQTT_PORT": str(mqtt_port),
+        "BAL_CHAIN_RPC_PORT": str(free_port()),
     }
     env.pop("BAL_ADMIN_PASSWORD", None)
     bal = Path(sys.executable).with_name("bal")

@@ -26,12 +26,9 @@ from web3.types import TxReceipt
 from platone_bal.adapters.contracts import CONTRACT_NAMES, artifacts
 from platone_bal.domain.checkpoint import Anchor, log_key
 from platone_bal.domain.readings import format_time
+from platone_bal.ports import ChainError
 
 RECEIPT_TIMEOUT = 60.0
-
-
-class ChainError(RuntimeError):
-    """A transaction or call failed; the message says why (revert reason, node error)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,68 @@
+"""Opening the node's chain: the embedded EVM (deploying on first start) or a JSON-RPC node.
+
+The deployment record (`chain/deployment.json`) pins which contracts this node's logs
+are anchored in. The embedded chain deploys them on its first start; for an outside
+node `bal chain deploy` does it once. A node never silently deploys a second set:
+proofs already handed out name the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from platone_bal.adapters.embedded_chain import EmbeddedChain
+from platone_bal.adapters.node_keys import NodeKeys
+from platone_bal.adapters.web3_chain import Deployment, Web3Chain, deploy_contracts, http_web3
+from platone_bal.config import Settings
+from platone_bal.ports import ChainError
+
+
+@dataclass
+class OpenChain:
+    chain: Web3Chain
+    embedded: EmbeddedChain | None
+
+    def close(self) -> None:
+        if self.embedded is not None:
+            self.embedded.close()
+
+
+def deployment_path(settings: Settings) -> str:
+    return str(settings.chain_dir / "deployment.json")
+
+
+def open_chain(settings: Settings, keys: NodeKeys) -> OpenChain:
+    path = settings.chain_dir / "deployment.json"
+    admin, anchorer = keys["chain-admin"], keys["anchorer"]
+    embedded: EmbeddedChain | None = None
+    if settings.chain == "embedded":
+        embedded = EmbeddedChain(
+            settings.chain_dir / "chain.sqlite3",
+            chain_id=settings.chain_id,
+            funded=[admin.address, anchorer.address],
+        )
+        w3 = Web3(embedded.provider)
+        deployment = Deployment.load(path)
+        if deployment is None:
+            deployment = deploy_contracts(w3, admin.private_key, [anchorer.address])
+            deployment.save(path)
+    else:
+        assert settings.chain_url is not None
+        w3 = http_web3(settings.chain_url)
+        deployment = Deployment.load(path)
+        if deployment is None:
+            raise ChainError(
+                f"no contracts recorded in {path}: run `bal chain deploy` once for this node"
+            )
+    chain = Web3Chain(w3, deployment, anchorer.private_key)
+    if embedded is not None:
+        chain.check_connection()
+        if not w3.eth.get_code(Web3.to_checksum_address(chain.registry_address)):
+            embedded.close()
+            raise ChainError(
+                f"{path} names contracts the embedded chain does not hold; "
+                "the chain database was replaced or lost"
+            )
+    return OpenChain(chain, embedded)

@@ -1,0 +1,91 @@
+"""Puts the newest signed checkpoint on chain, at most once per interval.
+
+One transaction per interval covers every reading of the fleet, so chain load does not
+grow with the number of devices (ARCHITECTURE §5). The chain is the source of truth for
+what is anchored: before each attempt the anchorer reads the log's latest anchor from
+the contract and records any `Anchored` events it has not seen (a transaction mined
+just before a crash, say). So pending work needs no queue of its own: whatever is
+signed but not on chain is simply the newest checkpoint, and it goes out when the chain
+answers again. Ingest never waits for any of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from platone_bal import metrics
+from platone_bal.domain.checkpoint import Anchor
+from platone_bal.ports import AnchorChain, ChainError, Store
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
+
+
+class Anchorer:
+    def __init__(
+        self, store: Store, chain: AnchorChain, *, log_id: str, interval: float = 10.0
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.log_id = log_id
+        self.interval = interval
+        self.failures = 0
+        self.last_error: str | None = None
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def reconcile(self) -> int:
+        """Record anchors the chain holds but the store does not; return the chain's size."""
+        chain_size, _, _ = self.chain.latest(self.log_id)
+        recorded = self.store.latest_anchor(self.log_id)
+        if chain_size > (recorded.size if recorded is not None else 0):
+            since = recorded.block if recorded is not None else None
+            for anchor in self.chain.anchored_events(self.log_id, since):
+                self.store.add_anchor(anchor)
+        return chain_size
+
+    def anchor_once(self) -> Anchor | None:
+        """Anchor the newest checkpoint if the chain does not have it yet."""
+        chain_size = self.reconcile()
+        newest = self.store.latest_checkpoint(self.log_id)
+        if newest is None or newest.checkpoint.size <= chain_size:
+            return None
+        checkpoint = newest.checkpoint
+        anchor = self.chain.anchor(self.log_id, checkpoint.size, checkpoint.root)
+        self.store.add_anchor(anchor)
+        metrics.ANCHOR_SIZE.labels(self.log_id).set(anchor.size)
+        log.info("anchored %s size %d in tx %s", self.log_id, anchor.size, anchor.tx)
+        return anchor
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._worker = threading.Thread(target=self._run, name="bal-anchorer", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+
+    def _run(self) -> None:
+        delay = self.interval
+        while not self._stopping.wait(delay):
+            try:
+                self.anchor_once()
+            except (ChainError, OSError) as error:
+                self.failures += 1
+                self.last_error = str(error)
+                metrics.ANCHOR_FAILURES.inc()
+                delay = min(self.interval * 2**self.failures, MAX_BACKOFF)
+                log.warning("anchoring failed (%s); retrying in %.0f s", error, delay)
+                continue
+            except Exception:
+                self.failures += 1
+                metrics.ANCHOR_FAILURES.inc()
+                delay = min(self.interval * 2**self.failures, MAX_BACKOFF)
+                log.exception("anchoring failed unexpectedly; retrying in %.0f s", delay)
+                continue
+            self.failures, self.last_error, delay = 0, None, self.interval
