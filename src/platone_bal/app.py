@@ -22,7 +22,7 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
-from platone_bal.chain_setup import open_chain
+from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
@@ -83,10 +83,9 @@ class Node:
             batch_size=settings.ingest_batch,
             on_commit=self.checkpointer.log_grew,
         )
-        self.chain = open_chain(settings, self.keys)
-        self.anchorer = Anchorer(
-            self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
-        )
+        # The chain opens in serve(): commands such as `bal users add` need no chain.
+        self.chain: OpenChain | None = None
+        self.anchorer: Anchorer | None = None
         self.api = create_api(ApiContext(self.store, self.users, self.tokens))
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None
@@ -107,6 +106,10 @@ class Node:
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run ingest, the broker (or the external subscriber) and the API until stopped."""
         settings = self.settings
+        self.chain = await asyncio.to_thread(open_chain, settings, self.keys)
+        self.anchorer = Anchorer(
+            self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
+        )
         self.checkpointer.start()
         self.anchorer.start()
         self.ingest.start()

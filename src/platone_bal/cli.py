@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +19,8 @@ from platone_bal.domain.users import Role
 app = typer.Typer(help="Platone Blockchain Access Layer", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users in the data directory's store.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+chain_app = typer.Typer(help="Contracts on an outside Ethereum node.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
 console = Console()
 
 ConfigOption = Annotated[
@@ -65,9 +68,11 @@ def up(config: ConfigOption = None) -> None:
             f"  MQTT  {mqtt}"
         )
 
+    from platone_bal.ports import ChainError
+
     try:
         asyncio.run(node.serve(on_ready=ready))
-    except (ConnectionError, OSError) as error:  # a port in use, a broker that refuses us
+    except (ConnectionError, OSError, ChainError) as error:  # a port in use, a broker...
         console.print(f"[red]BAL could not start:[/red] {error}")
         raise typer.Exit(1) from None
     console.print("BAL stopped.")
@@ -137,6 +142,154 @@ def simulate(
     fleet = Fleet(username=username, meters=meters, pmus=pmus)
     sent = run_fleet(fleet, url=url, password=password, interval=interval, rounds=rounds, qos=qos)
     console.print(f"sent {sent} payloads")
+
+
+@app.command()
+def verify(
+    proof: Annotated[Path, typer.Argument(help="Proof bundle (JSON) from /v1/readings/ID/proof")],
+    rpc: Annotated[
+        str | None, typer.Option(help="Ethereum JSON-RPC URL to check the anchor on chain")
+    ] = None,
+) -> None:
+    """Verify a proof offline: leaf, inclusion, checkpoint signature, and the anchor with --rpc.
+
+    Needs no BAL server. Exits 0 only when every check that ran passed.
+    """
+    import json
+
+    from platone_bal.domain.proof import verify_bundle
+
+    try:
+        bundle = json.loads(proof.read_bytes())
+    except (OSError, ValueError) as error:
+        console.print(f"[red]INVALID[/red] cannot read {proof}: {error}")
+        raise typer.Exit(1) from None
+    lookup = None
+    if rpc is not None:
+        from platone_bal.adapters.web3_chain import rpc_anchor_lookup
+
+        lookup = rpc_anchor_lookup(rpc)
+    checks = verify_bundle(bundle, lookup)
+    for check in checks:
+        mark = {
+            True: "[green]PASS[/green]",
+            False: "[red]FAIL[/red]",
+            None: "[yellow]SKIP[/yellow]",
+        }
+        console.print(f"{mark[check.ok]} {check.name:<10} {check.detail}")
+    failed = [check for check in checks if check.ok is False]
+    if failed:
+        console.print(f"[red bold]INVALID[/red bold]: {failed[0].name} check failed")
+        raise typer.Exit(1)
+    console.print("[green bold]VALID[/green bold]")
+
+
+@app.command()
+def audit(
+    config: ConfigOption = None,
+    log_id: Annotated[str | None, typer.Option("--log", help="Log to audit")] = None,
+    rpc: Annotated[
+        str | None, typer.Option(help="Check anchors at this JSON-RPC URL instead of the node's")
+    ] = None,
+) -> None:
+    """Recompute every stored reading's leaf, the tree, all checkpoints and the anchors.
+
+    Exits non-zero and names the first bad index and what differs.
+    """
+    from rich.progress import Progress
+
+    from platone_bal.adapters.sqlite_store import SqliteStore
+    from platone_bal.ports import AnchorChain
+    from platone_bal.services.audit import audit_log
+
+    settings = _settings(config)
+    log = log_id or settings.log_id
+    store = SqliteStore(settings.data_dir / "scd.sqlite3")
+    chain, closer = _audit_chain(settings, rpc)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"auditing {log}", total=store.log_size(log))
+            anchor_chain: AnchorChain | None = chain
+            report = audit_log(
+                store, log, anchor_chain, lambda done: progress.update(task, completed=done)
+            )
+    finally:
+        closer()
+        store.close()
+    console.print(
+        f"{log}: {report.readings} readings, {report.checkpoints} checkpoints, "
+        f"{report.anchors} anchors checked"
+    )
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if not report.ok:
+        where = f"index {report.bad_index}: " if report.bad_index is not None else ""
+        console.print(f"[red bold]AUDIT FAILED[/red bold] {where}{report.problem}")
+        raise typer.Exit(1)
+    console.print("[green bold]AUDIT OK[/green bold]")
+
+
+def _audit_chain(settings: Settings, rpc: str | None) -> tuple[Any, Callable[[], None]]:
+    """The chain to check anchors on: --rpc, the configured node, or the embedded chain."""
+    from web3 import Web3
+
+    from platone_bal.adapters.web3_chain import Deployment, Web3Chain, http_web3
+
+    deployment = Deployment.load(settings.chain_dir / "deployment.json")
+    if deployment is None:
+        return None, lambda: None
+    if rpc is not None or settings.chain == "rpc":
+        url = rpc or settings.chain_url
+        assert url is not None
+        return Web3Chain(http_web3(url), deployment), lambda: None
+    from platone_bal.adapters.embedded_chain import EmbeddedChain
+
+    embedded = EmbeddedChain(
+        settings.chain_dir / "chain.sqlite3", chain_id=settings.chain_id, funded=[]
+    )
+    return Web3Chain(Web3(embedded.provider), deployment), embedded.close
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    rpc: Annotated[str, typer.Option(help="JSON-RPC URL of the Ethereum node")],
+    config: ConfigOption = None,
+) -> None:
+    """Deploy the contracts once from this node's chain-admin key and record their addresses.
+
+    The chain-admin account needs funds on that chain; the node's anchorer gets its roles.
+    """
+    from platone_bal.adapters.node_keys import NodeKeys
+    from platone_bal.adapters.secret_files import read_or_create_secret
+    from platone_bal.adapters.wallets import Wallets
+    from platone_bal.adapters.web3_chain import Deployment, deploy_contracts, http_web3
+    from platone_bal.ports import ChainError
+
+    settings = _settings(config)
+    path = settings.chain_dir / "deployment.json"
+    if Deployment.load(path) is not None:
+        console.print(f"[red]{path} exists: this node's contracts are already deployed[/red]")
+        raise typer.Exit(1)
+    passphrase = (
+        settings.key_passphrase.get_secret_value()
+        if settings.key_passphrase
+        else read_or_create_secret(settings.secrets_dir / "keystore-passphrase")
+    )
+    keys = NodeKeys(settings.keys_dir, Wallets(passphrase))
+    try:
+        deployment = deploy_contracts(
+            http_web3(rpc), keys["chain-admin"].private_key, [keys["anchorer"].address]
+        )
+    except ChainError as error:
+        console.print(
+            f"[red]deploy failed:[/red] {error}\n"
+            f"chain-admin {keys['chain-admin'].address} needs funds on that chain."
+        )
+        raise typer.Exit(1) from None
+    deployment.save(path)
+    for name, address in deployment.contracts.items():
+        console.print(f"{name:<22} {address}")
+    console.print(f"chain {deployment.chain_id}; recorded in {path}")
 
 
 def main() -> None:

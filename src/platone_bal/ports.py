@@ -92,6 +92,10 @@ class Store(Protocol):
 
     def reading(self, reading_id: int) -> StoredReading | None: ...
 
+    def readings_in_log(self, log: str, start: int, limit: int) -> list[StoredReading]:
+        """Readings of `log` from index `start` on, in index order (for audits)."""
+        ...
+
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
         """The certified leaf bytes at `index` of `log`, exactly as hashed."""
         ...

@@ -33,6 +33,7 @@ from eth_utils.address import to_canonical_address
 from web3 import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+_CALLER_KEY = b"platone-bal:eth-call-sender"
 GENESIS_BALANCE = 10**30  # wei; the node's accounts never run out of gas money
 _MISSING = b""
 
@@ -141,9 +142,12 @@ class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]
                 for address in funded
             }
             self.chain = chain_class.from_genesis(db, get_default_genesis_params(), genesis_state)
+            db[_CALLER_KEY] = to_canonical_address(funded[0])
             db.commit()
         else:
             self.chain = chain_class(db)
+        # eth-tester runs eth_call from a sender that can pay for the gas: a funded account
+        self.caller = "0x" + db[_CALLER_KEY].hex()
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the embedded chain is persistent; it is never reset")
@@ -170,12 +174,13 @@ class EmbeddedChain:
     """
 
     def __init__(self, path: Path, *, chain_id: int, funded: list[str]) -> None:
+        """Open the chain at `path`; a new one starts with `funded` accounts rich."""
         self.chain_id = chain_id
         self._lock = threading.RLock()
         self._db = SqliteKeyValue(path)
         self.backend = _PersistentBackend(self._db, chain_id, funded)
         self.tester = EthereumTester(backend=self.backend, auto_mine_transactions=True)
-        self.provider = _LockedProvider(self.tester, self._lock, chain_id, funded[0])
+        self.provider = _LockedProvider(self.tester, self._lock, chain_id, self.backend.caller)
 
     @contextmanager
     def locked(self) -> Iterator[EthereumTester]:

@@ -404,6 +404,9 @@ class SqliteStore:
         rows = self._reading_rows("r.id = ?", [reading_id], 1)
         return rows[0] if rows else None
 
+    def readings_in_log(self, log: str, start: int, limit: int) -> list[StoredReading]:
+        return self._reading_rows("r.log = ? AND r.idx >= ?", [log, start], limit, "r.idx")
+
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
         row = (
             self._connection()
@@ -438,10 +441,12 @@ class SqliteStore:
             params.append(format_time(query.until))
         return self._reading_rows(" AND ".join(clauses), params, query.limit)
 
-    def _reading_rows(self, where: str, params: list[Any], limit: int) -> list[StoredReading]:
+    def _reading_rows(
+        self, where: str, params: list[Any], limit: int, order: str = "r.id"
+    ) -> list[StoredReading]:
         rows = self._connection().execute(
             f"SELECT {_READING_COLUMNS} FROM readings r JOIN messages m ON m.id = r.message_id"  # noqa: S608 (columns are constants)
-            f" WHERE {where} ORDER BY r.id LIMIT ?",
+            f" WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit),
         )
         return [

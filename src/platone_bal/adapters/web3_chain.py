@@ -24,7 +24,8 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from platone_bal.adapters.contracts import CONTRACT_NAMES, artifacts
-from platone_bal.domain.checkpoint import Anchor, log_key
+from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint, log_key
+from platone_bal.domain.proof import AnchorLookup
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import ChainError
 
@@ -244,3 +245,42 @@ class Web3Chain:
 
 def _block_time(timestamp: int) -> str:
     return format_time(datetime.fromtimestamp(timestamp, UTC))
+
+
+def rpc_anchor_lookup(url: str) -> AnchorLookup:
+    """Check a bundle's anchor against any Ethereum JSON-RPC endpoint (for `bal verify`).
+
+    The contract must hold the checkpoint's root for (logId, size), and the named
+    transaction must carry the matching `Anchored` event from that contract.
+    """
+
+    def lookup(anchor: dict[str, Any], signed: SignedCheckpoint) -> str | None:
+        checkpoint = signed.checkpoint
+        try:
+            w3 = http_web3(url)
+            chain_id = w3.eth.chain_id
+            if chain_id != anchor["chain_id"]:
+                return f"{url} is chain {chain_id}; the anchor is on chain {anchor['chain_id']}"
+            registry = contract(w3, "CertificationRegistry", anchor["contract"])
+            root, _ = registry.functions.rootAt(log_key(checkpoint.log), checkpoint.size).call()
+            if bytes(root) == bytes(32):
+                return f"the contract holds no root for size {checkpoint.size} of {checkpoint.log}"
+            if bytes(root) != checkpoint.root:
+                return (
+                    f"the contract holds 0x{bytes(root).hex()} for size {checkpoint.size}, "
+                    f"the checkpoint says 0x{checkpoint.root.hex()}"
+                )
+            receipt = w3.eth.get_transaction_receipt(anchor["tx"])
+            events = registry.events.Anchored().process_receipt(receipt)
+            if not any(
+                e["args"]["size"] == checkpoint.size and bytes(e["args"]["root"]) == checkpoint.root
+                for e in events
+            ):
+                return f"transaction {anchor['tx']} did not anchor this checkpoint"
+            if receipt["blockNumber"] != anchor["block"]:
+                return f"transaction is in block {receipt['blockNumber']}, not {anchor['block']}"
+        except Exception as error:
+            return f"cannot check the anchor at {url}: {error}"
+        return None
+
+    return lookup

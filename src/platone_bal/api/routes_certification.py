@@ -1,0 +1,145 @@
+"""Proofs, checkpoints, consistency, anchors and the Data Certification view (§6, §7).
+
+Checkpoints and anchors are public commitments (sizes and roots, no data): any signed-in
+user may list them. A proof carries a reading's leaf, so it follows the readings'
+visibility: admin all, a producer its own; consumers until grants exist, nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from platone_bal.api.cursors import decode_cursor, encode_cursor
+from platone_bal.api.deps import Context, CurrentUser
+from platone_bal.api.routes_readings import MAX_PAGE, _time, _visible_producer
+from platone_bal.domain.users import Role
+from platone_bal.ports import ReadingQuery
+from platone_bal.services.certification import (
+    NotYetCertified,
+    consistency,
+    dataset_certification,
+    proof_bundle,
+)
+
+router = APIRouter(prefix="/v1", tags=["certification"])
+
+MAX_DATASET = 100_000
+
+
+@router.get("/readings/{reading_id}/proof")
+def reading_proof(reading_id: int, ctx: Context, user: CurrentUser) -> Any:
+    """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored."""
+    reading = ctx.store.reading(reading_id)
+    visible = (
+        reading is not None
+        and user.role is not Role.CONSUMER
+        and (user.role is Role.ADMIN or reading.producer == user.username)
+    )
+    if reading is None or not visible:
+        raise HTTPException(404, f"no reading {reading_id} visible to you")
+    try:
+        return proof_bundle(ctx.store, reading)
+    except NotYetCertified as error:
+        return JSONResponse(
+            {"type": "about:blank", "title": "Conflict", "status": 409, "detail": str(error)},
+            status_code=409,
+            headers={"Retry-After": "1"},
+            media_type="application/problem+json",
+        )
+
+
+@router.get("/logs/{log}/checkpoints")
+def list_checkpoints(
+    log: str,
+    ctx: Context,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Signed checkpoints of a log, smallest size first, each with its anchor if any."""
+    after = decode_cursor("c", cursor)
+    rows = ctx.store.checkpoints(log, after, limit)
+    items = []
+    for signed in rows:
+        anchor = ctx.store.anchor(log, signed.checkpoint.size)
+        items.append({**signed.to_json(), "anchor": anchor.bundle_json() if anchor else None})
+    more = len(rows) == limit
+    return {
+        "items": items,
+        "next_cursor": encode_cursor("c", rows[-1].checkpoint.size) if more else None,
+    }
+
+
+@router.get("/logs/{log}/consistency")
+def log_consistency(
+    log: str,
+    ctx: Context,
+    user: CurrentUser,
+    first: Annotated[int, Query(alias="from", ge=1)],
+    second: Annotated[int, Query(alias="to", ge=1)],
+) -> dict[str, Any]:
+    """RFC 9162 consistency proof: the tree of size `to` extends the tree of size `from`."""
+    try:
+        return consistency(ctx.store, log, first, second)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
+
+
+@router.get("/anchors")
+def list_anchors(
+    ctx: Context,
+    user: CurrentUser,
+    log: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Checkpoints put on chain: log, size, root, chain, contract, transaction, block, time."""
+    rows = ctx.store.anchors(log, decode_cursor("a", cursor), limit)
+    items = [
+        {
+            "log": anchor.log,
+            "size": anchor.size,
+            "root": "0x" + anchor.root.hex(),
+            "chain_id": anchor.chain_id,
+            "contract": anchor.contract,
+            "tx": anchor.tx,
+            "block": anchor.block,
+            "time": anchor.time,
+        }
+        for _, anchor in rows
+    ]
+    more = len(rows) == limit
+    return {"items": items, "next_cursor": encode_cursor("a", rows[-1][0]) if more else None}
+
+
+@router.get("/certifications")
+def certify_dataset(
+    ctx: Context,
+    user: CurrentUser,
+    device: str,
+    producer: str | None = None,
+    since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, Query(alias="to", description="RFC 3339, exclusive")] = None,
+) -> dict[str, Any]:
+    """The seed's Data Certification of a dataset (a device and a time window):
+    hashedData, owner, timestamp, dataset, transactionHash."""
+    visible = _visible_producer(user, producer)
+    if visible is False:
+        raise HTTPException(404, "no dataset visible to you")
+    query = ReadingQuery(
+        producer=visible if isinstance(visible, str) else None,
+        device=device,
+        since=_time("from", since),
+        until=_time("to", until),
+        limit=MAX_DATASET + 1,
+    )
+    readings = ctx.store.readings(query)
+    if not readings:
+        raise HTTPException(404, "the dataset holds no readings")
+    if len(readings) > MAX_DATASET:
+        raise HTTPException(400, f"the dataset has more than {MAX_DATASET} readings; narrow it")
+    dataset = {"device": device, "from": since, "to": until}
+    return dataset_certification(ctx.store, readings, dataset)
