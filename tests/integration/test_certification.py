@@ -4,7 +4,11 @@ embedded EVM -> proof -> `bal verify` (offline and over the node's JSON-RPC) -> 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from typer.testing import CliRunner
 
 from platone_bal.cli import app
 from platone_bal.simulate import connect
-from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -133,3 +137,66 @@ def test_audit_names_the_index_of_a_changed_value(node: NodeThread) -> None:
     broken = runner.invoke(app, ["audit"], env=env)
     assert broken.exit_code == 1
     assert "index 1" in broken.output and "value" in broken.output
+
+
+def test_old_proofs_verify_after_kill_9_and_restart(tmp_path: Path) -> None:
+    """`bal up` as a process, killed with SIGKILL: the chain in the data dir keeps the anchor."""
+    http_port, mqtt_port, rpc_port = free_port(), free_port(), free_port()
+    env = os.environ | {
+        "BAL_DATA_DIR": str(tmp_path / "data"),
+        "BAL_HTTP_PORT": str(http_port),
+        "BAL_MQTT_PORT": str(mqtt_port),
+        "BAL_CHAIN_RPC_PORT": str(rpc_port),
+        "BAL_ADMIN_PASSWORD": "admin-pass-1",
+        "BAL_ANCHOR_INTERVAL": "0.5",
+    }
+    bal = str(Path(sys.executable).with_name("bal"))
+    base = f"http://127.0.0.1:{http_port}"
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([bal, "up"], env=env, stdout=subprocess.DEVNULL)
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=60, what="bal up")
+        return process
+
+    def token() -> dict[str, str]:
+        form = {"grant_type": "password", "username": "admin", "password": "admin-pass-1"}
+        answer = httpx.post(f"{base}/oauth/token", data=form)
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    process = start()
+    try:
+        user = {"username": "producer1", "password": "secret-pass-1", "role": "producer"}
+        httpx.post(f"{base}/v1/users", json=user, headers=token()).raise_for_status()
+        client = connect(f"mqtt://127.0.0.1:{mqtt_port}", "producer1", "secret-pass-1")
+        client.publish("platone/producer1/pmu1", SAMPLE_PMU, qos=1).wait_for_publish(5)
+        client.disconnect()
+        proof: dict[str, Any] = {}
+
+        def anchored() -> bool:
+            answer = httpx.get(f"{base}/v1/readings/1/proof", headers=token())
+            if answer.status_code == 200 and answer.json()["anchor"] is not None:
+                proof.update(answer.json())
+                return True
+            return False
+
+        wait_for(anchored, timeout=30, what="an anchored proof")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof))
+    process = start()
+    try:
+        checked = verify(path, "--rpc", f"http://127.0.0.1:{rpc_port}")
+        assert checked.exit_code == 0, checked.output
+        assert "PASS anchor" in checked.output
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
