@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Administered} from "./Administered.sol";
+
 /// @title CertificationRegistry
 /// @notice Anchors signed checkpoints of the BAL's append-only Merkle logs
 ///         (ARCHITECTURE §5). One transaction per interval covers every reading of the
 ///         fleet, so chain load does not grow with the number of devices.
 /// @dev A log is identified by keccak256 of its UTF-8 name. Sizes grow strictly per log,
 ///      so an anchored (size, root) can never be replaced or rolled back.
-contract CertificationRegistry {
-    address public admin;
+contract CertificationRegistry is Administered {
     mapping(address => bool) public isAnchorer;
     mapping(bytes32 => uint64) public latestSize;
     mapping(bytes32 => mapping(uint64 => bytes32)) private _roots;
@@ -17,23 +18,10 @@ contract CertificationRegistry {
     event Anchored(bytes32 indexed logId, uint64 size, bytes32 root, uint64 timestamp);
     event AnchorerGranted(address indexed account);
     event AnchorerRevoked(address indexed account);
-    event AdminTransferred(address indexed previousAdmin, address indexed newAdmin);
 
-    error NotAdmin(address caller);
     error NotAnchorer(address caller);
     error SizeMustGrow(uint64 latest, uint64 size);
     error ZeroRoot();
-    error ZeroAddress();
-
-    constructor() {
-        admin = msg.sender;
-        emit AdminTransferred(address(0), msg.sender);
-    }
-
-    modifier onlyAdmin() {
-        if (msg.sender != admin) revert NotAdmin(msg.sender);
-        _;
-    }
 
     function grantAnchorer(address account) external onlyAdmin {
         if (account == address(0)) revert ZeroAddress();
@@ -44,12 +32,6 @@ contract CertificationRegistry {
     function revokeAnchorer(address account) external onlyAdmin {
         isAnchorer[account] = false;
         emit AnchorerRevoked(account);
-    }
-
-    function transferAdmin(address newAdmin) external onlyAdmin {
-        if (newAdmin == address(0)) revert ZeroAddress();
-        emit AdminTransferred(admin, newAdmin);
-        admin = newAdmin;
     }
 
     /// @notice Record that log `logId` had `size` leaves with Merkle root `root`.

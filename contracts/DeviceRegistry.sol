@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Administered} from "./Administered.sol";
+
 /// @title DeviceRegistry
 /// @notice The DSO's register of devices: device id hash -> signing key and owner.
 /// @dev Only the admin (the DSO) registers and revokes. A revoked device may be
 ///      registered again with a new key (key rotation); the history is in the events.
-contract DeviceRegistry {
+contract DeviceRegistry is Administered {
     struct Device {
         address key;
         address owner;
@@ -13,33 +15,13 @@ contract DeviceRegistry {
         bool revoked;
     }
 
-    address public admin;
     mapping(bytes32 => Device) private _devices;
 
     event DeviceRegistered(bytes32 indexed deviceId, address indexed key, address indexed owner);
     event DeviceRevoked(bytes32 indexed deviceId);
-    event AdminTransferred(address indexed previousAdmin, address indexed newAdmin);
 
-    error NotAdmin(address caller);
     error AlreadyRegistered(bytes32 deviceId);
     error UnknownDevice(bytes32 deviceId);
-    error ZeroAddress();
-
-    constructor() {
-        admin = msg.sender;
-        emit AdminTransferred(address(0), msg.sender);
-    }
-
-    modifier onlyAdmin() {
-        if (msg.sender != admin) revert NotAdmin(msg.sender);
-        _;
-    }
-
-    function transferAdmin(address newAdmin) external onlyAdmin {
-        if (newAdmin == address(0)) revert ZeroAddress();
-        emit AdminTransferred(admin, newAdmin);
-        admin = newAdmin;
-    }
 
     function register(bytes32 deviceId, address key, address owner) external onlyAdmin {
         if (key == address(0) || owner == address(0)) revert ZeroAddress();

@@ -48,6 +48,13 @@ def _server(app: Any, host: str, port: int) -> _Server:
     )
 
 
+def keystore_passphrase(settings: Settings) -> str:
+    """The passphrase of all keystores: the setting, else the node's generated secret."""
+    if settings.key_passphrase:
+        return settings.key_passphrase.get_secret_value()
+    return read_or_create_secret(settings.secrets_dir / "keystore-passphrase")
+
+
 class Node:
     """One BAL node: store, users, ingest, broker and API wired from Settings."""
 
@@ -58,12 +65,7 @@ class Node:
         settings.data_dir.chmod(0o700)
         secrets_dir = settings.secrets_dir
         self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
-        passphrase = (
-            settings.key_passphrase.get_secret_value()
-            if settings.key_passphrase
-            else read_or_create_secret(secrets_dir / "keystore-passphrase")
-        )
-        wallets = Wallets(passphrase)
+        wallets = Wallets(keystore_passphrase(settings))
         self.keys = NodeKeys(settings.keys_dir, wallets)
         self.users = UserService(self.store, wallets)
         self.checkpointer = Checkpointer(

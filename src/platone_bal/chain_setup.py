@@ -9,6 +9,7 @@ proofs already handed out name the first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from web3 import Web3
 
@@ -29,17 +30,22 @@ class OpenChain:
             self.embedded.close()
 
 
-def deployment_path(settings: Settings) -> str:
-    return str(settings.chain_dir / "deployment.json")
+def deployment_path(settings: Settings) -> Path:
+    """Where the node records its contracts' addresses."""
+    return settings.chain_dir / "deployment.json"
+
+
+def embedded_chain_path(settings: Settings) -> Path:
+    return settings.chain_dir / "chain.sqlite3"
 
 
 def open_chain(settings: Settings, keys: NodeKeys) -> OpenChain:
-    path = settings.chain_dir / "deployment.json"
+    path = deployment_path(settings)
     admin, anchorer = keys["chain-admin"], keys["anchorer"]
     embedded: EmbeddedChain | None = None
     if settings.chain == "embedded":
         embedded = EmbeddedChain(
-            settings.chain_dir / "chain.sqlite3",
+            embedded_chain_path(settings),
             chain_id=settings.chain_id,
             funded=[admin.address, anchorer.address],
         )

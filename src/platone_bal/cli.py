@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,9 @@ from rich.console import Console
 
 from platone_bal.config import Settings
 from platone_bal.domain.users import Role
+
+if TYPE_CHECKING:
+    from platone_bal.ports import AnchorChain
 
 app = typer.Typer(help="Platone Blockchain Access Layer", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users in the data directory's store.", no_args_is_help=True)
@@ -170,12 +173,8 @@ def verify(
 
         lookup = rpc_anchor_lookup(rpc)
     checks = verify_bundle(bundle, lookup)
+    mark = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]SKIP[/yellow]"}
     for check in checks:
-        mark = {
-            True: "[green]PASS[/green]",
-            False: "[red]FAIL[/red]",
-            None: "[yellow]SKIP[/yellow]",
-        }
         console.print(f"{mark[check.ok]} {check.name:<10} {check.detail}")
     failed = [check for check in checks if check.ok is False]
     if failed:
@@ -199,7 +198,6 @@ def audit(
     from rich.progress import Progress
 
     from platone_bal.adapters.sqlite_store import SqliteStore
-    from platone_bal.ports import AnchorChain
     from platone_bal.services.audit import audit_log
 
     settings = _settings(config)
@@ -209,9 +207,8 @@ def audit(
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"auditing {log}", total=store.log_size(log))
-            anchor_chain: AnchorChain | None = chain
             report = audit_log(
-                store, log, anchor_chain, lambda done: progress.update(task, completed=done)
+                store, log, chain, lambda done: progress.update(task, completed=done)
             )
     finally:
         closer()
@@ -229,13 +226,16 @@ def audit(
     console.print("[green bold]AUDIT OK[/green bold]")
 
 
-def _audit_chain(settings: Settings, rpc: str | None) -> tuple[Any, Callable[[], None]]:
+def _audit_chain(
+    settings: Settings, rpc: str | None
+) -> tuple[AnchorChain | None, Callable[[], None]]:
     """The chain to check anchors on: --rpc, the configured node, or the embedded chain."""
     from web3 import Web3
 
     from platone_bal.adapters.web3_chain import Deployment, Web3Chain, http_web3
+    from platone_bal.chain_setup import deployment_path, embedded_chain_path
 
-    deployment = Deployment.load(settings.chain_dir / "deployment.json")
+    deployment = Deployment.load(deployment_path(settings))
     if deployment is None:
         return None, lambda: None
     if rpc is not None or settings.chain == "rpc":
@@ -244,9 +244,7 @@ def _audit_chain(settings: Settings, rpc: str | None) -> tuple[Any, Callable[[],
         return Web3Chain(http_web3(url), deployment), lambda: None
     from platone_bal.adapters.embedded_chain import EmbeddedChain
 
-    embedded = EmbeddedChain(
-        settings.chain_dir / "chain.sqlite3", chain_id=settings.chain_id, funded=[]
-    )
+    embedded = EmbeddedChain(embedded_chain_path(settings), chain_id=settings.chain_id, funded=[])
     return Web3Chain(Web3(embedded.provider), deployment), embedded.close
 
 
@@ -260,22 +258,18 @@ def chain_deploy(
     The chain-admin account needs funds on that chain; the node's anchorer gets its roles.
     """
     from platone_bal.adapters.node_keys import NodeKeys
-    from platone_bal.adapters.secret_files import read_or_create_secret
     from platone_bal.adapters.wallets import Wallets
     from platone_bal.adapters.web3_chain import Deployment, deploy_contracts, http_web3
+    from platone_bal.app import keystore_passphrase
+    from platone_bal.chain_setup import deployment_path
     from platone_bal.ports import ChainError
 
     settings = _settings(config)
-    path = settings.chain_dir / "deployment.json"
+    path = deployment_path(settings)
     if Deployment.load(path) is not None:
         console.print(f"[red]{path} exists: this node's contracts are already deployed[/red]")
         raise typer.Exit(1)
-    passphrase = (
-        settings.key_passphrase.get_secret_value()
-        if settings.key_passphrase
-        else read_or_create_secret(settings.secrets_dir / "keystore-passphrase")
-    )
-    keys = NodeKeys(settings.keys_dir, Wallets(passphrase))
+    keys = NodeKeys(settings.keys_dir, Wallets(keystore_passphrase(settings)))
     try:
         deployment = deploy_contracts(
             http_web3(rpc), keys["chain-admin"].private_key, [keys["anchorer"].address]

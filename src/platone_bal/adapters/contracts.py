@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CONTRACT_NAMES = ("CertificationRegistry", "DeviceRegistry", "SubscriptionRegistry")
+SOURCES = (*CONTRACT_NAMES, "Administered")  # Administered is an abstract base only
 EVM_VERSION = "shanghai"
 ARTIFACTS = "contracts.json"
 
@@ -35,7 +36,7 @@ def standard_json_input(sources_dir: Path) -> dict[str, Any]:
         "language": "Solidity",
         "sources": {
             f"contracts/{name}.sol": {"content": (sources_dir / f"{name}.sol").read_text()}
-            for name in CONTRACT_NAMES
+            for name in SOURCES
         },
         "settings": {
             "evmVersion": EVM_VERSION,

@@ -23,7 +23,6 @@ from eth_account import Account
 from platone_bal.adapters.wallets import Wallets
 
 KeyName = Literal["log-signer", "anchorer", "chain-admin"]
-KEY_NAMES: tuple[KeyName, ...] = ("log-signer", "anchorer", "chain-admin")
 
 
 @dataclass(frozen=True, slots=True)

@@ -364,29 +364,19 @@ class SqliteStore:
                 ),
             )
 
-    def anchor(self, log: str, size: int) -> Anchor | None:
+    def _anchor_where(self, where: str, params: tuple[Any, ...]) -> Anchor | None:
         row = (
             self._connection()
-            .execute(
-                f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND size = ?"  # noqa: S608
-                " ORDER BY id LIMIT 1",
-                (log, size),
-            )
+            .execute(f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE {where}", params)  # noqa: S608
             .fetchone()
         )
         return _anchor(row)[1] if row else None
 
+    def anchor(self, log: str, size: int) -> Anchor | None:
+        return self._anchor_where("log = ? AND size = ? ORDER BY id LIMIT 1", (log, size))
+
     def latest_anchor(self, log: str) -> Anchor | None:
-        row = (
-            self._connection()
-            .execute(
-                f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ?"  # noqa: S608
-                " ORDER BY size DESC LIMIT 1",
-                (log,),
-            )
-            .fetchone()
-        )
-        return _anchor(row)[1] if row else None
+        return self._anchor_where("log = ? ORDER BY size DESC LIMIT 1", (log,))
 
     def anchors(
         self, log: str | None = None, after: int = 0, limit: int = 100

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,35 +211,26 @@ class Web3Chain:
             entries = self.registry.events.Anchored().get_logs(
                 from_block=start, argument_filters={"logId": log_key(log)}
             )
-            found = []
-            for entry in entries:
-                block = self.w3.eth.get_block(entry["blockNumber"])
-                found.append(
-                    Anchor(
-                        log,
-                        int(entry["args"]["size"]),
-                        bytes(entry["args"]["root"]),
-                        self.chain_id,
-                        self.registry_address,
-                        "0x" + bytes(entry["transactionHash"]).hex(),
-                        int(entry["blockNumber"]),
-                        _block_time(int(block["timestamp"])),
-                    )
+            return [
+                self._anchor_from(
+                    log, int(entry["args"]["size"]), bytes(entry["args"]["root"]), entry
                 )
-            return found
+                for entry in entries
+            ]
         except Exception as error:
             raise ChainError(f"reading Anchored events failed: {error}") from error
 
-    def _anchor_from(self, log: str, size: int, root: bytes, receipt: TxReceipt) -> Anchor:
-        block = self.w3.eth.get_block(receipt["blockNumber"])
+    def _anchor_from(self, log: str, size: int, root: bytes, located: Mapping[str, Any]) -> Anchor:
+        """An Anchor placed by a receipt or a log entry (both name the tx and its block)."""
+        block = self.w3.eth.get_block(located["blockNumber"])
         return Anchor(
             log,
             size,
             root,
             self.chain_id,
             self.registry_address,
-            "0x" + bytes(receipt["transactionHash"]).hex(),
-            int(receipt["blockNumber"]),
+            "0x" + bytes(located["transactionHash"]).hex(),
+            int(located["blockNumber"]),
             _block_time(int(block["timestamp"])),
         )
 

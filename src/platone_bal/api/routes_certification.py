@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
 
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, CurrentUser
@@ -43,12 +42,7 @@ def reading_proof(reading_id: int, ctx: Context, user: CurrentUser) -> Any:
     try:
         return proof_bundle(ctx.store, reading)
     except NotYetCertified as error:
-        return JSONResponse(
-            {"type": "about:blank", "title": "Conflict", "status": 409, "detail": str(error)},
-            status_code=409,
-            headers={"Retry-After": "1"},
-            media_type="application/problem+json",
-        )
+        raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
 
 
 @router.get("/logs/{log}/checkpoints")

@@ -75,17 +75,15 @@ class Anchorer:
         while not self._stopping.wait(delay):
             try:
                 self.anchor_once()
-            except (ChainError, OSError) as error:
+            except Exception as error:
                 self.failures += 1
                 self.last_error = str(error)
                 metrics.ANCHOR_FAILURES.inc()
                 delay = min(self.interval * 2**self.failures, MAX_BACKOFF)
-                log.warning("anchoring failed (%s); retrying in %.0f s", error, delay)
-                continue
-            except Exception:
-                self.failures += 1
-                metrics.ANCHOR_FAILURES.inc()
-                delay = min(self.interval * 2**self.failures, MAX_BACKOFF)
-                log.exception("anchoring failed unexpectedly; retrying in %.0f s", delay)
+                # a chain that is down is expected; anything else deserves a traceback
+                expected = isinstance(error, ChainError | OSError)
+                log.warning(
+                    "anchoring failed (%s); retrying in %.0f s", error, delay, exc_info=not expected
+                )
                 continue
             self.failures, self.last_error, delay = 0, None, self.interval
