@@ -12,6 +12,7 @@ import httpx
 
 from platone_bal.app import Node
 from platone_bal.config import Settings
+from platone_bal.simulate import connect
 from tests.conftest import free_port
 
 ADMIN_PASSWORD = "admin-pass-1"
@@ -83,3 +84,11 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def publish_as_producer1(node: NodeThread, *payloads: bytes) -> None:
+    """Publish payloads as producer1 (password secret-pass-1) under platone/producer1/dev."""
+    client = connect(f"mqtt://127.0.0.1:{node.settings.mqtt_port}", "producer1", "secret-pass-1")
+    for payload in payloads:
+        client.publish("platone/producer1/dev", payload, qos=1).wait_for_publish(5)
+    client.disconnect()

@@ -21,6 +21,7 @@ from platone_bal.cli import app
 from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.nodes import publish_as_producer1 as publish
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -31,13 +32,6 @@ def node(tmp_path: Path) -> Iterator[NodeThread]:
     with NodeThread(tmp_path / "data", anchor_interval=0.5) as running:
         running.add_user("producer1", "secret-pass-1")
         yield running
-
-
-def publish(node: NodeThread, *payloads: bytes) -> None:
-    client = connect(f"mqtt://127.0.0.1:{node.settings.mqtt_port}", "producer1", "secret-pass-1")
-    for payload in payloads:
-        client.publish("platone/producer1/dev", payload, qos=1).wait_for_publish(5)
-    client.disconnect()
 
 
 def anchored_proof(node: NodeThread, reading_id: int) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.cli import app
-from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.nodes import publish_as_producer1 as publish
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +82,6 @@ def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
     node.start()
     yield node, data_dir
     node.stop()
-
-
-def publish(node: NodeThread, *payloads: bytes) -> None:
-    client = connect(f"mqtt://127.0.0.1:{node.settings.mqtt_port}", "producer1", "secret-pass-1")
-    for payload in payloads:
-        client.publish("platone/producer1/dev", payload, qos=1).wait_for_publish(5)
-    client.disconnect()
 
 
 def anchored_sizes(node: NodeThread) -> list[int]:
