@@ -10,6 +10,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.web3_chain import (
@@ -258,3 +259,27 @@ def test_chain_state_survives_reopening_and_loses_only_an_unfinished_block(
     chain.anchor("log", 4, ROOT)  # nonces continue from the chain's own count
     assert chain.latest("log")[0] == 4
     again.close()
+
+
+def test_transactions_are_found_by_index_not_by_walking_the_chain(
+    chain: EmbeddedChain, w3: Web3, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = Web3Chain(w3, deployment, ANCHORER.key)
+    first = registry.anchor("log-index", 1, ROOT)
+    for size in range(2, 12):
+        registry.anchor("log-index", size, ROOT)
+    blocks_read: list[int] = []
+    read_block = chain.backend.chain.get_canonical_block_by_number
+
+    def counting(number: int) -> Any:
+        blocks_read.append(number)
+        return read_block(number)
+
+    monkeypatch.setattr(chain.backend.chain, "get_canonical_block_by_number", counting)
+    receipt = w3.eth.get_transaction_receipt(first.tx)
+    transaction = w3.eth.get_transaction(first.tx)
+    assert receipt["blockNumber"] == transaction["blockNumber"] == first.block
+    assert "0x" + bytes(receipt["transactionHash"]).hex() == first.tx
+    assert blocks_read == [first.block, first.block]  # one block read per look-up
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt("0x" + "ab" * 32)

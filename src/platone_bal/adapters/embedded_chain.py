@@ -25,10 +25,17 @@ from eth.consensus.applier import ConsensusApplier
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDBWriteBatch
 from eth.db.backends.base import BaseAtomicDB
+from eth.exceptions import TransactionNotFound as UnknownToChain
 from eth.typing import AccountDetails
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
+from eth_tester.exceptions import TransactionNotFound
+from eth_typing import Hash32
 from eth_utils.address import to_canonical_address
 from web3 import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
@@ -151,6 +158,37 @@ class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the embedded chain is persistent; it is never reset")
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, pending, self.chain.get_vm()
+        )
+
+    def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        """(block, transaction, index) through py-evm's transaction index.
+
+        eth-tester walks back from the head block by block to find a transaction, which
+        on a chain anchoring every 10 s costs seconds per look-up within days (every
+        `bal verify --rpc` and receipt wait does one); the index is one read.
+        """
+        building = self.chain.get_block()
+        for index, transaction in enumerate(building.transactions):
+            if transaction.hash == transaction_hash:
+                return building, transaction, index
+        try:
+            number, index = self.chain.get_canonical_transaction_index(Hash32(transaction_hash))
+        except UnknownToChain:
+            raise TransactionNotFound(f"no transaction 0x{transaction_hash.hex()}") from None
+        block = self.chain.get_canonical_block_by_number(number)
+        return block, block.transactions[index], index
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
         try:
