@@ -40,6 +40,7 @@ contracts: $(STAMP) node_modules/.installed
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/certify.py
 
 clean:
 	rm -rf $(VENV) node_modules bal-data .pytest_cache .mypy_cache .ruff_cache

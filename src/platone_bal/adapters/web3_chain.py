@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,7 +240,12 @@ def _block_time(timestamp: int) -> str:
 
 
 def rpc_anchor_lookup(url: str) -> AnchorLookup:
-    """Check a bundle's anchor against any Ethereum JSON-RPC endpoint (for `bal verify`).
+    """Check a bundle's anchor against any Ethereum JSON-RPC endpoint (for `bal verify`)."""
+    return web3_anchor_lookup(lambda: http_web3(url), url)
+
+
+def web3_anchor_lookup(connect: Callable[[], Web3], where: str) -> AnchorLookup:
+    """Check a bundle's anchor on the chain `connect` reaches (`where` names it in errors).
 
     The contract must hold the checkpoint's root for (logId, size), and the named
     transaction must carry the matching `Anchored` event from that contract.
@@ -249,10 +254,10 @@ def rpc_anchor_lookup(url: str) -> AnchorLookup:
     def lookup(anchor: dict[str, Any], signed: SignedCheckpoint) -> str | None:
         checkpoint = signed.checkpoint
         try:
-            w3 = http_web3(url)
+            w3 = connect()
             chain_id = w3.eth.chain_id
             if chain_id != anchor["chain_id"]:
-                return f"{url} is chain {chain_id}; the anchor is on chain {anchor['chain_id']}"
+                return f"{where} is chain {chain_id}; the anchor is on chain {anchor['chain_id']}"
             registry = contract(w3, "CertificationRegistry", anchor["contract"])
             root, _ = registry.functions.rootAt(log_key(checkpoint.log), checkpoint.size).call()
             if bytes(root) == bytes(32):
@@ -272,7 +277,7 @@ def rpc_anchor_lookup(url: str) -> AnchorLookup:
             if receipt["blockNumber"] != anchor["block"]:
                 return f"transaction is in block {receipt['blockNumber']}, not {anchor['block']}"
         except Exception as error:
-            return f"cannot check the anchor at {url}: {error}"
+            return f"cannot check the anchor at {where}: {error}"
         return None
 
     return lookup
