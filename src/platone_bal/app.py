@@ -26,6 +26,7 @@ from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.clients import ClientService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 
@@ -88,7 +89,9 @@ class Node:
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
         self.anchorer: Anchorer | None = None
-        self.api = create_api(ApiContext(self.store, self.users, self.tokens))
+        self.api = create_api(
+            ApiContext(self.store, self.users, self.tokens, ClientService(self.store))
+        )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None
         self._stop_requested = threading.Event()

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.merkle import NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
-from platone_bal.domain.users import Role, User
+from platone_bal.domain.users import Client, Role, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,14 @@ class Store(Protocol):
     def list_users(self) -> list[User]: ...
 
     def has_role(self, role: Role) -> bool: ...
+
+    def add_client(self, client: Client) -> None: ...
+
+    def get_client(self, client_id: str) -> Client | None: ...
+
+    def list_clients(self) -> list[Client]: ...
+
+    def disable_client(self, client_id: str) -> bool: ...
 
     def save(self, records: Sequence[MessageRecord], log: str) -> SaveResult:
         """Write a batch of messages in one transaction; readings get their log indices.

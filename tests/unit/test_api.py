@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import jwt
-import pytest
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
-from platone_bal.api import ApiContext, create_api
-from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.messages import Channel
 from platone_bal.services.ingest import Delivery, IngestService
-from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 
 KEY = "k" * 64
-
-
-@pytest.fixture
-def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
-    users.ensure_admin("admin-pass-1")
-    with TestClient(create_api(ApiContext(store, users, TokenSigner(KEY, 600)))) as test_client:
-        yield test_client
 
 
 def login(client: TestClient, username: str, password: str) -> dict[str, str]:
@@ -35,11 +23,6 @@ def login(client: TestClient, username: str, password: str) -> dict[str, str]:
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-@pytest.fixture
-def admin(client: TestClient) -> dict[str, str]:
-    return login(client, "admin", "admin-pass-1")
 
 
 def add_user(client: TestClient, admin: dict[str, str], name: str, role: str) -> dict[str, str]:
@@ -118,14 +101,28 @@ def test_auth_matrix(client: TestClient, admin: dict[str, str], store: SqliteSto
     assert client.get("/v1/readings").status_code == 401
     assert client.get("/v1/readings", headers={"Authorization": "Bearer junk"}).status_code == 401
     expired = jwt.encode(
-        {"iss": "platone-bal", "sub": "admin", "iat": 1, "exp": int(time.time()) - 5}, KEY, "HS256"
+        {
+            "iss": "platone-bal",
+            "sub": "admin",
+            "iat": 1,
+            "exp": int(time.time()) - 5,
+            "scope": "admin",
+        },
+        KEY,
+        "HS256",
     )
     assert (
         client.get("/v1/readings", headers={"Authorization": f"Bearer {expired}"}).status_code
         == 401
     )
     forged = jwt.encode(
-        {"iss": "platone-bal", "sub": "admin", "iat": 1, "exp": int(time.time()) + 60},
+        {
+            "iss": "platone-bal",
+            "sub": "admin",
+            "iat": 1,
+            "exp": int(time.time()) + 60,
+            "scope": "admin",
+        },
         "x" * 64,
         "HS256",
     )

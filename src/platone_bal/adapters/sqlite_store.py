@@ -19,7 +19,7 @@ from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.readings import format_time
-from platone_bal.domain.users import Role, User
+from platone_bal.domain.users import Client, Role, Scope, User
 from platone_bal.ports import (
     ReadingQuery,
     RejectionQuery,
@@ -37,6 +37,16 @@ CREATE TABLE IF NOT EXISTS users (
     keystore      TEXT NOT NULL,
     disabled      INTEGER NOT NULL DEFAULT 0,
     created       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+-- Platform clients (OAuth2 client credentials), each acting for one user.
+CREATE TABLE IF NOT EXISTS clients (
+    client_id   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    username    TEXT NOT NULL REFERENCES users (username),
+    scopes      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    created     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE TABLE IF NOT EXISTS messages (
     id        INTEGER PRIMARY KEY,
@@ -117,6 +127,7 @@ CREATE TABLE IF NOT EXISTS anchors (
 );
 """
 
+_CLIENT_COLUMNS = "client_id, name, username, scopes, secret_hash, disabled"
 _CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
 _ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
@@ -207,6 +218,40 @@ class SqliteStore:
             .fetchone()
         )
         return row is not None
+
+    # platform clients
+
+    def add_client(self, client: Client) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO clients (client_id, name, username, scopes, secret_hash, disabled)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    client.client_id,
+                    client.name,
+                    client.username,
+                    " ".join(sorted(client.scopes)),
+                    client.secret_hash,
+                    int(client.disabled),
+                ),
+            )
+
+    def get_client(self, client_id: str) -> Client | None:
+        query = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?"  # noqa: S608
+        row = self._connection().execute(query, (client_id,)).fetchone()
+        return _client(row) if row else None
+
+    def list_clients(self) -> list[Client]:
+        rows = self._connection().execute(
+            f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY created, client_id"  # noqa: S608
+        )
+        return [_client(row) for row in rows]
+
+    def disable_client(self, client_id: str) -> bool:
+        """Disable a client for good; False when there is no such client."""
+        with self._transaction() as db:
+            cursor = db.execute("UPDATE clients SET disabled = 1 WHERE client_id = ?", (client_id,))
+        return cursor.rowcount > 0
 
     # ingest
 
@@ -515,6 +560,18 @@ def _user(row: tuple[Any, ...]) -> User:
         password_hash=password_hash,
         wallet=wallet,
         disabled=bool(disabled),
+    )
+
+
+def _client(row: tuple[Any, ...]) -> Client:
+    client_id, name, username, scopes, secret_hash, disabled = row
+    return Client(
+        client_id,
+        name,
+        username,
+        frozenset(Scope(scope) for scope in scopes.split()),
+        secret_hash,
+        bool(disabled),
     )
 
 

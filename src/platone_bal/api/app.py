@@ -6,7 +6,13 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from platone_bal import __version__
-from platone_bal.api import routes_auth, routes_certification, routes_readings, routes_users
+from platone_bal.api import (
+    routes_auth,
+    routes_certification,
+    routes_clients,
+    routes_readings,
+    routes_users,
+)
 from platone_bal.api.context import ApiContext
 from platone_bal.api.problems import install_problem_handlers
 from platone_bal.domain.users import Role
@@ -22,6 +28,7 @@ def create_api(context: ApiContext) -> FastAPI:
     install_problem_handlers(api)
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)
+    api.include_router(routes_clients.router)
     api.include_router(routes_readings.router)
     api.include_router(routes_certification.router)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.ports import Store
+from platone_bal.services.clients import ClientService
 from platone_bal.services.users import UserService
 
 
@@ -14,3 +15,4 @@ class ApiContext:
     store: Store
     users: UserService
     tokens: TokenSigner
+    clients: ClientService

@@ -1,18 +1,39 @@
-"""Request dependencies: the context and the authenticated user."""
+"""Request dependencies: the context and the authenticated principal with its scopes.
+
+Routes declare the scope they need (`Security(principal, scopes=[...])`); OpenAPI shows
+it. No token or a bad one is 401; a good token without the scope is 403 (RFC 6750).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from fastapi.security.utils import get_authorization_scheme_param
 
 from platone_bal.api.context import ApiContext
-from platone_bal.domain.users import Role, User
+from platone_bal.domain.users import ROLE_SCOPES, Scope, User
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
+SCOPE_DESCRIPTIONS = {
+    Scope.READ.value: "read readings, proofs and certifications one may see",
+    Scope.INGEST.value: "post payloads as a producer (POST /v1/ingest)",
+    Scope.VERIFY.value: "check data and proofs, list checkpoints and anchors",
+    Scope.ADMIN.value: "manage users and platform clients",
+}
 
-_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+oauth2 = OAuth2(
+    flows=OAuthFlows(
+        password=OAuthFlowPassword(tokenUrl="/oauth/token", scopes=SCOPE_DESCRIPTIONS),
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/oauth/token", scopes=SCOPE_DESCRIPTIONS
+        ),
+    ),
+    scheme_name="OAuth2",
+    auto_error=False,
+)
 
 
 def context(request: Request) -> ApiContext:
@@ -23,23 +44,48 @@ def context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(context)]
 
 
-def current_user(ctx: Context, token: Annotated[str | None, Depends(oauth2)]) -> User:
-    if token is None:
-        raise HTTPException(401, "a bearer token is required", headers=_UNAUTHORIZED)
-    username = ctx.tokens.subject(token)
-    user = ctx.store.get_user(username) if username else None
-    if user is None or user.disabled:
-        raise HTTPException(401, "the token is invalid or expired", headers=_UNAUTHORIZED)
-    return user
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the user (also for a client's token) and what it may do now."""
+
+    user: User
+    scopes: frozenset[Scope]
+    client_id: str | None = None
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def admin(user: CurrentUser) -> User:
-    if user.role is not Role.ADMIN:
-        raise HTTPException(403, "this needs the admin role")
-    return user
+def principal(
+    required: SecurityScopes, ctx: Context, authorization: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not authorization or scheme.lower() != "bearer" or not token:
+        raise _unauthorized("a bearer token is required")
+    claims = ctx.tokens.claims(token)
+    user = ctx.store.get_user(claims.subject) if claims else None
+    if claims is None or user is None or user.disabled:
+        raise _unauthorized("the token is invalid or expired", "invalid_token")
+    scopes = claims.scopes & ROLE_SCOPES[user.role]
+    if claims.client_id is not None:
+        client = ctx.store.get_client(claims.client_id)
+        if client is None or client.disabled or client.username != user.username:
+            raise _unauthorized("the token's client is disabled or unknown", "invalid_token")
+        scopes &= client.scopes
+    missing = [name for name in required.scopes if Scope(name) not in scopes]
+    if missing:
+        challenge = f'Bearer error="insufficient_scope", scope="{required.scope_str}"'
+        raise HTTPException(
+            403,
+            f"the token lacks the scope {' '.join(missing)}",
+            headers={"WWW-Authenticate": challenge},
+        )
+    return Principal(user, scopes, claims.client_id)
 
 
-Admin = Annotated[User, Depends(admin)]
+Reader = Annotated[Principal, Security(principal, scopes=[Scope.READ.value])]
+Ingester = Annotated[Principal, Security(principal, scopes=[Scope.INGEST.value])]
+Verifier = Annotated[Principal, Security(principal, scopes=[Scope.VERIFY.value])]
+Admin = Annotated[Principal, Security(principal, scopes=[Scope.ADMIN.value])]

@@ -1,7 +1,7 @@
 """Proofs, checkpoints, consistency, anchors and the Data Certification view (§6, §7).
 
-Checkpoints and anchors are public commitments (sizes and roots, no data): any signed-in
-user may list them. A proof carries a reading's leaf, so it follows the readings'
+Checkpoints and anchors are public commitments (sizes and roots, no data): any token
+with the `verify` scope may list them. A proof carries a reading's leaf, so it follows the readings'
 visibility: admin all, a producer its own; consumers until grants exist, nothing.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from platone_bal.api.cursors import decode_cursor, encode_cursor
-from platone_bal.api.deps import Context, CurrentUser
+from platone_bal.api.deps import Context, Reader, Verifier
 from platone_bal.api.routes_readings import MAX_PAGE, _time, _visible_producer
 from platone_bal.domain.users import Role
 from platone_bal.ports import ReadingQuery
@@ -29,8 +29,9 @@ MAX_DATASET = 100_000
 
 
 @router.get("/readings/{reading_id}/proof")
-def reading_proof(reading_id: int, ctx: Context, user: CurrentUser) -> Any:
+def reading_proof(reading_id: int, ctx: Context, who: Reader) -> Any:
     """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored."""
+    user = who.user
     reading = ctx.store.reading(reading_id)
     visible = (
         reading is not None
@@ -49,7 +50,7 @@ def reading_proof(reading_id: int, ctx: Context, user: CurrentUser) -> Any:
 def list_checkpoints(
     log: str,
     ctx: Context,
-    user: CurrentUser,
+    _: Verifier,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def list_checkpoints(
 def log_consistency(
     log: str,
     ctx: Context,
-    user: CurrentUser,
+    _: Verifier,
     first: Annotated[int, Query(alias="from", ge=1)],
     second: Annotated[int, Query(alias="to", ge=1)],
 ) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def log_consistency(
 @router.get("/anchors")
 def list_anchors(
     ctx: Context,
-    user: CurrentUser,
+    _: Verifier,
     log: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: str | None = None,
@@ -112,7 +113,7 @@ def list_anchors(
 @router.get("/certifications")
 def certify_dataset(
     ctx: Context,
-    user: CurrentUser,
+    who: Reader,
     device: str,
     producer: str | None = None,
     since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
@@ -120,7 +121,7 @@ def certify_dataset(
 ) -> dict[str, Any]:
     """The seed's Data Certification of a dataset (a device and a time window):
     hashedData, owner, timestamp, dataset, transactionHash."""
-    visible = _visible_producer(user, producer)
+    visible = _visible_producer(who.user, producer)
     if visible is False:
         raise HTTPException(404, "no dataset visible to you")
     query = ReadingQuery(

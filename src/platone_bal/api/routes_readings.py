@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from platone_bal.api.cursors import decode_cursor, next_cursor
-from platone_bal.api.deps import Context, CurrentUser
+from platone_bal.api.deps import Context, Reader
 from platone_bal.domain.readings import InvalidReading, parse_time
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
@@ -58,7 +58,7 @@ def _time(name: str, text: str | None) -> datetime | None:
 @router.get("/readings", response_model=ReadingPage)
 def list_readings(
     ctx: Context,
-    user: CurrentUser,
+    who: Reader,
     producer: str | None = None,
     device: str | None = None,
     measurand: str | None = None,
@@ -71,7 +71,7 @@ def list_readings(
     cursor: str | None = None,
 ) -> ReadingPage:
     """Readings in log order; pass `next_cursor` back as `cursor` for the next page."""
-    visible = _visible_producer(user, producer)
+    visible = _visible_producer(who.user, producer)
     if visible is False:
         return ReadingPage(items=[], next_cursor=None)
     query = ReadingQuery(
@@ -90,11 +90,12 @@ def list_readings(
 @router.get("/rejections", response_model=RejectionPage)
 def list_rejections(
     ctx: Context,
-    user: CurrentUser,
+    who: Reader,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: str | None = None,
 ) -> RejectionPage:
     """Refused payloads and readings with their reasons: admin all, a producer its own."""
+    user = who.user
     if user.role is Role.CONSUMER:
         raise HTTPException(403, "rejections are visible to admins and their producers")
     query = RejectionQuery(

@@ -1,17 +1,28 @@
-"""Bearer tokens: HS256 JWTs with expiry, signed with the node's secret.
+"""Bearer tokens: HS256 JWTs with expiry and scopes, signed with the node's secret.
 
-A token only names the user; role and status are read from the store at every request,
-so disabling a user takes effect at once (fail closed).
+A token names the user, its scopes and, for client-credential tokens, the client. Role,
+status and the client's state are read from the store at every request, so disabling a
+user or a client takes effect at once (fail closed).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 
 import jwt
 
+from platone_bal.domain.users import Scope
+
 ISSUER = "platone-bal"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    scopes: frozenset[Scope]
+    client_id: str | None
 
 
 class TokenSigner:
@@ -19,28 +30,39 @@ class TokenSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, username: str) -> str:
+    def issue(self, username: str, scopes: frozenset[Scope], client_id: str | None = None) -> str:
         issued = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "iss": ISSUER,
             "sub": username,
             "iat": issued,
             "exp": issued + self.ttl_seconds,
             "jti": secrets.token_hex(8),
+            "scope": " ".join(sorted(scopes)),
         }
+        if client_id is not None:
+            claims["client_id"] = client_id
         return jwt.encode(claims, self._key, algorithm="HS256")
 
-    def subject(self, token: str) -> str | None:
-        """The username of a valid, unexpired token, or None."""
+    def claims(self, token: str) -> TokenClaims | None:
+        """What a valid, unexpired token says, or None."""
         try:
             claims = jwt.decode(
                 token,
                 self._key,
                 algorithms=["HS256"],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                options={"require": ["exp", "iat", "sub", "iss", "scope"]},
             )
         except jwt.PyJWTError:
             return None
-        subject = claims.get("sub")
-        return subject if isinstance(subject, str) else None
+        subject, scope, client_id = claims.get("sub"), claims.get("scope"), claims.get("client_id")
+        if not isinstance(subject, str) or not isinstance(scope, str):
+            return None
+        if client_id is not None and not isinstance(client_id, str):
+            return None
+        try:
+            scopes = frozenset(Scope(name) for name in scope.split())
+        except ValueError:
+            return None
+        return TokenClaims(subject, scopes, client_id)

@@ -20,6 +20,23 @@ class Role(StrEnum):
     CONSUMER = "consumer"
 
 
+class Scope(StrEnum):
+    """What a bearer token may be used for (OAuth2 scopes)."""
+
+    READ = "data:read"
+    INGEST = "data:ingest"
+    VERIFY = "verify"
+    ADMIN = "admin"
+
+
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.ADMIN: frozenset(Scope),
+    Role.PRODUCER: frozenset({Scope.READ, Scope.INGEST, Scope.VERIFY}),
+    Role.CONSUMER: frozenset({Scope.READ, Scope.VERIFY}),
+}
+"""The most a role's tokens can carry; what data a scope reaches depends on the user."""
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     """A person or platform account. `password_hash` is argon2; `wallet` is EIP-55."""
@@ -34,6 +51,22 @@ class User:
     def topic(self) -> str | None:
         """The ingress topic of a producer; others have none."""
         return producer_topic(self.username) if self.role is Role.PRODUCER else None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A platform (e.g. a DSO data server) that gets tokens with client credentials.
+
+    It acts for the user it belongs to, with at most `scopes`, so every rule about
+    whose data a user may touch applies to its tokens unchanged.
+    """
+
+    client_id: str
+    name: str
+    username: str
+    scopes: frozenset[Scope]
+    secret_hash: str
+    disabled: bool = False
 
 
 def valid_username(name: str) -> bool:

@@ -1,0 +1,28 @@
+"""API fixtures for unit tests: a node's app on a real SQLite store and its admin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.api import ApiContext, create_api
+from platone_bal.api.tokens import TokenSigner
+from platone_bal.services.clients import ClientService
+from platone_bal.services.users import UserService
+from tests.unit.test_api import KEY, login
+
+
+@pytest.fixture
+def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
+    users.ensure_admin("admin-pass-1")
+    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store))
+    with TestClient(create_api(context)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(client: TestClient) -> dict[str, str]:
+    return login(client, "admin", "admin-pass-1")
