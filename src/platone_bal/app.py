@@ -90,7 +90,7 @@ class Node:
         self.chain: OpenChain | None = None
         self.anchorer: Anchorer | None = None
         self.api = create_api(
-            ApiContext(self.store, self.users, self.tokens, ClientService(self.store))
+            ApiContext(self.store, self.users, self.tokens, ClientService(self.store), self.ingest)
         )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None

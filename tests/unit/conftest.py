@@ -11,16 +11,22 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.services.clients import ClientService
+from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
 from tests.unit.test_api import KEY, login
+
+MAX_PAYLOAD = 64 * 1024
 
 
 @pytest.fixture
 def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
     users.ensure_admin("admin-pass-1")
-    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store))
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=MAX_PAYLOAD)
+    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store), ingest)
+    ingest.start()
     with TestClient(create_api(context)) as test_client:
         yield test_client
+    ingest.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.domain.leaf import message_digest
-from platone_bal.domain.messages import Channel
+from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery
 from platone_bal.services.ingest import Delivery, IngestService
@@ -154,8 +154,9 @@ def test_writer_thread_batches_and_acks_after_commit(
     lock = threading.Lock()
 
     def acker(n: int):  # type: ignore[no-untyped-def]
-        def ack() -> None:
+        def ack(record: MessageRecord) -> None:
             assert store.readings(ReadingQuery(limit=1)), "acked before the write committed"
+            assert record.readings[0].leaf["device"] == f"pmu{n}"  # each gets its own outcome
             with lock:
                 acked.append(n)
 

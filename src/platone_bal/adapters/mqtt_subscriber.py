@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from platone_bal.domain.messages import Channel
+from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.services.ingest import Delivery, IngestService, now
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class MqttSubscriber:
     def _on_message(self, client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
         mid, qos = message.mid, message.qos
 
-        def ack() -> None:
+        def ack(_: MessageRecord) -> None:
             client.ack(mid, qos)
 
         self.ingest.submit(

@@ -10,6 +10,7 @@ from platone_bal.api import (
     routes_auth,
     routes_certification,
     routes_clients,
+    routes_ingest,
     routes_readings,
     routes_users,
 )
@@ -29,6 +30,7 @@ def create_api(context: ApiContext) -> FastAPI:
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)
     api.include_router(routes_clients.router)
+    api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
     api.include_router(routes_certification.router)
 

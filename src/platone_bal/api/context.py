@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.ports import Store
 from platone_bal.services.clients import ClientService
+from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
 
 
@@ -16,3 +17,4 @@ class ApiContext:
     users: UserService
     tokens: TokenSigner
     clients: ClientService
+    ingest: IngestService

@@ -37,7 +37,7 @@ class Delivery:
 
     `sender` is the authenticated publisher when the channel knows it; `refusal` is set
     when the channel already refused the payload (e.g. an ACL), which is still recorded;
-    `ack` is called once the delivery's outcome is committed.
+    `ack` is called with everything decided about the delivery once that is committed.
     """
 
     channel: Channel
@@ -46,7 +46,7 @@ class Delivery:
     received: datetime
     sender: str | None = None
     refusal: str | None = None
-    ack: Callable[[], None] | None = None
+    ack: Callable[[MessageRecord], None] | None = None
 
 
 class IngestService:
@@ -139,9 +139,9 @@ class IngestService:
         result = self.store.save(records, self.log_id)
         if result.readings and self._on_commit is not None:
             self._on_commit()
-        for delivery in deliveries:
+        for delivery, record in zip(deliveries, records, strict=True):
             if delivery.ack is not None:
-                delivery.ack()
+                delivery.ack(record)
         for record in records:
             metrics.MESSAGES.labels(record.outcome.value).inc()
         metrics.READINGS.inc(result.readings)
