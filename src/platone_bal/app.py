@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -41,10 +42,19 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _server(app: Any, host: str, port: int) -> _Server:
+def _server(app: Any, host: str, port: int, tls: tuple[Path, Path] | None) -> _Server:
+    cert, key = tls if tls else (None, None)
     return _Server(
         uvicorn.Config(
-            app, host=host, port=port, lifespan="off", log_level="warning", access_log=False
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+            timeout_graceful_shutdown=5,  # idle keep-alive clients must not delay a stop
         )
     )
 
@@ -122,7 +132,10 @@ class Node:
         subscriber: MqttSubscriber | None = None
         try:
             if settings.broker == "embedded":
-                broker = EmbeddedBroker(settings.bind, settings.mqtt_port, self.users, self.ingest)
+                port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
+                broker = EmbeddedBroker(
+                    settings.bind, port, self.users, self.ingest, tls=settings.tls
+                )
                 await broker.start()
             else:
                 assert settings.mqtt_username and settings.mqtt_password
@@ -135,12 +148,12 @@ class Node:
                     ca_file=settings.mqtt_ca_file,
                 )
                 await asyncio.to_thread(subscriber.start)
-            self._server = _server(self.api, settings.bind, settings.http_port)
+            self._server = _server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
                 rpc = ReadOnlyRpc(Web3(self.chain.embedded.provider), settings.chain_id)
                 self._rpc_server = _server(
-                    create_rpc_app(rpc), settings.bind, settings.chain_rpc_port
+                    create_rpc_app(rpc), settings.bind, settings.chain_rpc_port, settings.tls
                 )
                 servers.append(self._rpc_server)
             self._install_signal_handlers()

@@ -40,8 +40,17 @@ def _settings(config: Path | None) -> Settings:
 
 
 @app.command()
-def up(config: ConfigOption = None) -> None:
+def up(
+    config: ConfigOption = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls", help="Serve HTTPS and MQTT over TLS; without BAL_TLS_CERT, self-signed"
+        ),
+    ] = False,
+) -> None:
     """Run the node: store, MQTT broker (or subscriber), ingest and the HTTP API."""
+    from platone_bal.adapters.tls import ensure_self_signed, fingerprint
     from platone_bal.app import Node
 
     logging.basicConfig(
@@ -50,6 +59,15 @@ def up(config: ConfigOption = None) -> None:
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
     settings = _settings(config)
+    if tls and settings.tls is None:
+        cert, key = ensure_self_signed(settings.tls_dir, [settings.bind])
+        settings = settings.model_copy(update={"tls_cert": cert, "tls_key": key})
+    if settings.tls is not None:
+        console.print(
+            f"TLS certificate {settings.tls[0]}\n"
+            f"  SHA-256 fingerprint {fingerprint(settings.tls[0])}",
+            soft_wrap=True,  # keep the fingerprint on one line for copy and paste
+        )
     node = Node(settings)
     generated = node.bootstrap_admin()
     if generated is not None:
@@ -60,14 +78,18 @@ def up(config: ConfigOption = None) -> None:
         )
 
     def ready() -> None:
+        secure = settings.tls is not None
         mqtt = (
-            f"mqtt://{settings.bind}:{settings.mqtt_port} (embedded)"
-            if settings.broker == "embedded"
-            else f"{settings.mqtt_url} (subscribed to platone/#)"
+            f"mqtts://{settings.bind}:{settings.mqtt_tls_port} (embedded)"
+            if secure
+            else f"mqtt://{settings.bind}:{settings.mqtt_port} (embedded)"
         )
+        if settings.broker != "embedded":
+            mqtt = f"{settings.mqtt_url} (subscribed to platone/#)"
+        http = f"{'https' if secure else 'http'}://{settings.bind}:{settings.http_port}"
         console.print(
             f"BAL up. data: {settings.data_dir.resolve()}\n"
-            f"  HTTP  http://{settings.bind}:{settings.http_port}  (docs at /docs)\n"
+            f"  HTTP  {http}  (docs at /docs)\n"
             f"  MQTT  {mqtt}"
         )
 

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(default=8080, ge=0, le=65535)
     mqtt_port: int = Field(default=1883, ge=0, le=65535, description="Embedded broker port.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain): HTTPS, MQTT over TLS and the chain RPC use it.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
+    mqtt_tls_port: int = Field(
+        default=8883,
+        ge=0,
+        le=65535,
+        description="Embedded broker's TLS port; with TLS configured it is the only MQTT port.",
+    )
     admin_password: SecretStr | None = Field(
         default=None,
         description="Password of the first admin; generated and printed once if unset.",
@@ -81,6 +92,8 @@ class Settings(BaseSettings):
             raise ValueError("BAL_BROKER=mosquitto needs BAL_MQTT_USERNAME and BAL_MQTT_PASSWORD")
         if self.chain == "rpc" and not self.chain_url:
             raise ValueError("BAL_CHAIN=rpc needs BAL_CHAIN_URL")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("BAL_TLS_CERT and BAL_TLS_KEY go together")
         return self
 
     @classmethod
@@ -110,6 +123,18 @@ class Settings(BaseSettings):
     @property
     def chain_dir(self) -> Path:
         return self.data_dir / "chain"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where `bal up --tls` keeps its self-signed certificate."""
+        return self.data_dir / "tls"
+
+    @property
+    def tls(self) -> tuple[Path, Path] | None:
+        """(cert, key) when TLS is configured."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return self.tls_cert, self.tls_key
 
 
 def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path | None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -111,15 +112,23 @@ class Fleet:
 
 
 def connect(
-    url: str, username: str, password: str, client_id: str = "", inflight: int = 20
+    url: str,
+    username: str,
+    password: str,
+    client_id: str = "",
+    inflight: int = 20,
+    ca_file: Path | None = None,
 ) -> mqtt.Client:
-    """A connected paho client with its network loop running; raises on refusal."""
+    """A connected paho client with its network loop running; raises on refusal.
+
+    `mqtts://` URLs verify the broker against `ca_file`, else the system's CAs.
+    """
     parts = urlsplit(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     client.username_pw_set(username, password)
     client.max_inflight_messages_set(inflight)
     if parts.scheme == "mqtts":
-        client.tls_set()
+        client.tls_set(ca_certs=str(ca_file) if ca_file else None)
     connected = threading.Event()
     refusal: list[str] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ class NodeThread:
             data_dir=data_dir,
             http_port=free_port(),
             mqtt_port=free_port(),
+            mqtt_tls_port=free_port(),
             chain_rpc_port=free_port(),
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
             **settings,  # type: ignore[arg-type]
@@ -35,7 +37,13 @@ class NodeThread:
         self._ready = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.settings.http_port}", timeout=10)
+        tls = self.settings.tls
+        scheme = "https" if tls else "http"
+        self.http = httpx.Client(
+            base_url=f"{scheme}://127.0.0.1:{self.settings.http_port}",
+            timeout=10,
+            verify=ssl.create_default_context(cafile=tls[0]) if tls else True,
+        )
 
     def _run(self) -> None:
         try:
@@ -51,9 +59,9 @@ class NodeThread:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.http.close()  # an idle TLS keep-alive connection would hold up the shutdown
         self.node.request_stop()
         self._thread.join(20)
-        self.http.close()
 
     def token(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
         answer = self.http.post(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
@@ -111,12 +112,23 @@ class BalIngressPlugin(BasePlugin[Any]):
 
 
 class EmbeddedBroker:
-    """amqtt listening on host:port, wired to the BAL's users and ingest."""
+    """amqtt listening on host:port (TLS only when `tls` names a cert and key), wired to
+    the BAL's users and ingest."""
 
-    def __init__(self, host: str, port: int, users: UserService, ingest: IngestService) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        users: UserService,
+        ingest: IngestService,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.gate = BrokerGate(users, ingest)
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}"}
+        if tls is not None:
+            listener.update(ssl=True, certfile=str(tls[0]), keyfile=str(tls[1]))
         self._config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+            "listeners": {"default": listener},
             "plugins": {
                 f"{__name__}.BalAuthPlugin": {"gate": self.gate},
                 f"{__name__}.BalTopicPlugin": {"gate": self.gate},

@@ -1,0 +1,38 @@
+"""The self-signed certificate of `bal up --tls` and the TLS settings."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from pydantic import ValidationError
+
+from platone_bal.adapters.tls import ensure_self_signed, fingerprint
+from platone_bal.config import Settings
+
+
+def test_self_signed_certificate_is_made_once_for_local_names(tmp_path: Path) -> None:
+    cert, key = ensure_self_signed(tmp_path / "tls", ["10.0.0.7", "bal.example"])
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "tls").stat().st_mode & 0o777) == "0o700"
+    parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert "bal.example" in names.get_values_for_type(x509.DNSName)
+    addresses = names.get_values_for_type(x509.IPAddress)
+    assert ipaddress.ip_address("127.0.0.1") in addresses
+    assert ipaddress.ip_address("10.0.0.7") in addresses
+    printed = fingerprint(cert)
+    assert len(printed.split(":")) == 32 and printed == printed.upper()
+    again = ensure_self_signed(tmp_path / "tls", [])
+    assert again == (cert, key) and fingerprint(cert) == printed  # reused, not remade
+
+
+def test_tls_cert_and_key_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(data_dir=tmp_path, tls_cert=tmp_path / "cert.pem")
+    assert Settings(data_dir=tmp_path).tls is None
+    both = Settings(data_dir=tmp_path, tls_cert=tmp_path / "c", tls_key=tmp_path / "k")
+    assert both.tls == (tmp_path / "c", tmp_path / "k")
