@@ -100,7 +100,14 @@ class Node:
         self.chain: OpenChain | None = None
         self.anchorer: Anchorer | None = None
         self.api = create_api(
-            ApiContext(self.store, self.users, self.tokens, ClientService(self.store), self.ingest)
+            ApiContext(
+                self.store,
+                self.users,
+                self.tokens,
+                ClientService(self.store),
+                self.ingest,
+                anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
+            )
         )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 
 from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.node_keys import NodeKeys
-from platone_bal.adapters.web3_chain import Deployment, Web3Chain, deploy_contracts, http_web3
+from platone_bal.adapters.web3_chain import (
+    Deployment,
+    Web3Chain,
+    deploy_contracts,
+    http_web3,
+    web3_anchor_lookup,
+)
 from platone_bal.config import Settings
+from platone_bal.domain.checkpoint import SignedCheckpoint
+from platone_bal.domain.proof import AnchorLookup
 from platone_bal.ports import ChainError
 
 
@@ -28,6 +37,18 @@ class OpenChain:
     def close(self) -> None:
         if self.embedded is not None:
             self.embedded.close()
+
+    def anchor_lookup(self) -> AnchorLookup:
+        """Anchor checks against this node's chain, accepting only its own registry."""
+        registry = self.chain.registry_address.lower()
+        on_chain = web3_anchor_lookup(lambda: self.chain.w3, "the node's chain")
+
+        def lookup(anchor: dict[str, Any], signed: SignedCheckpoint) -> str | None:
+            if str(anchor.get("contract", "")).lower() != registry:
+                return f"anchored in {anchor.get('contract')}, not this node's registry {registry}"
+            return on_chain(anchor, signed)
+
+        return lookup
 
 
 def deployment_path(settings: Settings) -> Path:

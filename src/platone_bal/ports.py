@@ -143,6 +143,14 @@ class Store(Protocol):
 
     def anchor(self, log: str, size: int) -> Anchor | None: ...
 
+    def anchor_by_tx(self, tx: str) -> Anchor | None:
+        """The anchor sent in transaction `tx` (0x-prefixed hex, any case)."""
+        ...
+
+    def anchor_below(self, log: str, size: int) -> Anchor | None:
+        """The largest anchor of `log` smaller than `size` (where the next one's data starts)."""
+        ...
+
     def anchors(
         self, log: str | None = None, after: int = 0, limit: int = 100
     ) -> list[tuple[int, Anchor]]:

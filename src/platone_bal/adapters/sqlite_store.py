@@ -423,6 +423,12 @@ class SqliteStore:
     def latest_anchor(self, log: str) -> Anchor | None:
         return self._anchor_where("log = ? ORDER BY size DESC LIMIT 1", (log,))
 
+    def anchor_by_tx(self, tx: str) -> Anchor | None:
+        return self._anchor_where("tx = ? ORDER BY id LIMIT 1", (tx.lower(),))
+
+    def anchor_below(self, log: str, size: int) -> Anchor | None:
+        return self._anchor_where("log = ? AND size < ? ORDER BY size DESC LIMIT 1", (log, size))
+
     def anchors(
         self, log: str | None = None, after: int = 0, limit: int = 100
     ) -> list[tuple[int, Anchor]]:

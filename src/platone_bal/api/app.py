@@ -12,7 +12,9 @@ from platone_bal.api import (
     routes_clients,
     routes_ingest,
     routes_readings,
+    routes_seed,
     routes_users,
+    routes_verify,
 )
 from platone_bal.api.context import ApiContext
 from platone_bal.api.problems import install_problem_handlers
@@ -33,6 +35,8 @@ def create_api(context: ApiContext) -> FastAPI:
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
     api.include_router(routes_certification.router)
+    api.include_router(routes_verify.router)
+    api.include_router(routes_seed.router)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from platone_bal.api.tokens import TokenSigner
+from platone_bal.domain.proof import AnchorLookup
 from platone_bal.ports import Store
 from platone_bal.services.clients import ClientService
 from platone_bal.services.ingest import IngestService
@@ -18,3 +20,5 @@ class ApiContext:
     tokens: TokenSigner
     clients: ClientService
     ingest: IngestService
+    anchor_lookup: Callable[[], AnchorLookup | None] = lambda: None
+    """Checks anchors on the node's own chain and registry; None until the chain is open."""

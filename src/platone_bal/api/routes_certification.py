@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from platone_bal.api.access import may_read, visible_producer
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Reader, Verifier
-from platone_bal.api.routes_readings import MAX_PAGE, _time, _visible_producer
-from platone_bal.domain.users import Role
+from platone_bal.api.routes_readings import MAX_PAGE, _time
 from platone_bal.ports import ReadingQuery
 from platone_bal.services.certification import (
     NotYetCertified,
@@ -31,14 +31,8 @@ MAX_DATASET = 100_000
 @router.get("/readings/{reading_id}/proof")
 def reading_proof(reading_id: int, ctx: Context, who: Reader) -> Any:
     """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored."""
-    user = who.user
     reading = ctx.store.reading(reading_id)
-    visible = (
-        reading is not None
-        and user.role is not Role.CONSUMER
-        and (user.role is Role.ADMIN or reading.producer == user.username)
-    )
-    if reading is None or not visible:
+    if reading is None or not may_read(who.user, reading.producer):
         raise HTTPException(404, f"no reading {reading_id} visible to you")
     try:
         return proof_bundle(ctx.store, reading)
@@ -121,7 +115,7 @@ def certify_dataset(
 ) -> dict[str, Any]:
     """The seed's Data Certification of a dataset (a device and a time window):
     hashedData, owner, timestamp, dataset, transactionHash."""
-    visible = _visible_producer(who.user, producer)
+    visible = visible_producer(who.user, producer)
     if visible is False:
         raise HTTPException(404, "no dataset visible to you")
     query = ReadingQuery(

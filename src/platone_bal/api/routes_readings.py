@@ -1,7 +1,6 @@
 """/v1/readings and /v1/rejections: what was stored and what was refused, page by page.
 
-Who sees what: an admin everything, a producer its own data. Consumers will see what a
-producer's grant covers; until grants exist they see nothing (fail closed).
+Who sees what: `api/access.py`.
 """
 
 from __future__ import annotations
@@ -10,8 +9,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from platone_bal.api.access import visible_producer
+from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
 from platone_bal.api.deps import Context, Reader
 from platone_bal.domain.readings import InvalidReading, parse_time
@@ -33,19 +34,6 @@ class RejectionPage(BaseModel):
     next_cursor: str | None
 
 
-def _visible_producer(user: User, wanted: str | None) -> str | bool | None:
-    """The producer filter to apply, None for all, or False when nothing is visible."""
-    if user.role is Role.ADMIN:
-        return wanted
-    if user.role is Role.PRODUCER:
-        if wanted not in (None, user.username):
-            raise HTTPException(403, f"no access to the data of {wanted!r}")
-        return user.username
-    if wanted is not None:
-        raise HTTPException(403, f"no accepted grant for the data of {wanted!r}")
-    return False
-
-
 def _time(name: str, text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -55,36 +43,49 @@ def _time(name: str, text: str | None) -> datetime | None:
         raise HTTPException(400, f"{name}: {error}") from None
 
 
-@router.get("/readings", response_model=ReadingPage)
-def list_readings(
-    ctx: Context,
-    who: Reader,
-    producer: str | None = None,
-    device: str | None = None,
-    measurand: str | None = None,
-    since: Annotated[
-        str | None,
-        Query(alias="from", description="RFC 3339, inclusive", examples=["2019-09-13T00:00:00Z"]),
-    ] = None,
-    until: Annotated[str | None, Query(alias="to", description="RFC 3339, exclusive")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    cursor: str | None = None,
-) -> ReadingPage:
-    """Readings in log order; pass `next_cursor` back as `cursor` for the next page."""
-    visible = _visible_producer(who.user, producer)
+class ReadingFilter(BaseModel):
+    """Which readings: the same filters for /v1/readings and the seed's /scd/getData."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    producer: str | None = None
+    device: str | None = None
+    measurand: str | None = None
+    since: str | None = Field(
+        default=None,
+        alias="from",
+        description="RFC 3339, inclusive",
+        examples=["2019-09-13T00:00:00Z"],
+    )
+    until: str | None = Field(default=None, alias="to", description="RFC 3339, exclusive")
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+
+
+def find_readings(ctx: ApiContext, user: User, wanted: ReadingFilter) -> ReadingPage:
+    """One page of the readings `user` may see that match `wanted`, in log order."""
+    visible = visible_producer(user, wanted.producer)
     if visible is False:
         return ReadingPage(items=[], next_cursor=None)
     query = ReadingQuery(
         producer=visible if isinstance(visible, str) else None,
-        device=device,
-        measurand=measurand,
-        since=_time("from", since),
-        until=_time("to", until),
-        after=decode_cursor("r", cursor),
-        limit=limit,
+        device=wanted.device,
+        measurand=wanted.measurand,
+        since=_time("from", wanted.since),
+        until=_time("to", wanted.until),
+        after=decode_cursor("r", wanted.cursor),
+        limit=wanted.limit,
     )
     rows = ctx.store.readings(query)
-    return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, limit))
+    return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, wanted.limit))
+
+
+@router.get("/readings", response_model=ReadingPage)
+def list_readings(
+    ctx: Context, who: Reader, wanted: Annotated[ReadingFilter, Query()]
+) -> ReadingPage:
+    """Readings in log order; pass `next_cursor` back as `cursor` for the next page."""
+    return find_readings(ctx, who.user, wanted)
 
 
 @router.get("/rejections", response_model=RejectionPage)

@@ -1,0 +1,172 @@
+"""The field trials' endpoint names, on the same data and rules as /v1 (docs/api.md).
+
+The seed sent JSON bodies with GET; each route accepts that, the same call as POST,
+and (where the seed used them) query parameters. A body, when given, wins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from platone_bal.api.access import may_read, visible_producer
+from platone_bal.api.context import ApiContext
+from platone_bal.api.cursors import decode_cursor, encode_cursor
+from platone_bal.api.deps import Context, Principal, Reader, Verifier
+from platone_bal.api.routes_readings import ReadingFilter, ReadingPage, _time, find_readings
+from platone_bal.ports import ReadingQuery, StoredReading
+from platone_bal.services.transactions import (
+    anchor_json,
+    certified_by_transaction,
+    transactions_for,
+)
+from platone_bal.services.validation import check_reading, locate
+
+router = APIRouter(tags=["seed-compatible"])
+
+MAX_DATASET = 100_000
+READ_AND_POST = ["GET", "POST"]
+
+DataBody = Annotated[
+    dict[str, Any] | list[dict[str, Any]],
+    Body(
+        description="A reading as /scd/getData returns it (log and index, or id, plus the "
+        'fields to check), a list of them, or {"items": [...]}',
+        examples=[{"log": "bal-main", "index": 0, "device": "11111111", "value": "11.04"}],
+    ),
+]
+
+
+def _items(data: dict[str, Any] | list[dict[str, Any]]) -> list[Any]:
+    if isinstance(data, list):
+        items: list[Any] = data
+    elif isinstance(data.get("items"), list):
+        items = data["items"]
+    else:
+        items = [data]
+    if not items:
+        raise HTTPException(422, "no readings given")
+    if len(items) > 1000:
+        raise HTTPException(422, "at most 1000 readings per call")
+    return items
+
+
+@router.api_route("/scd/getData", methods=READ_AND_POST, response_model=ReadingPage)
+def get_data(
+    ctx: Context,
+    who: Reader,
+    wanted: Annotated[ReadingFilter, Query()],
+    body: Annotated[ReadingFilter | None, Body(description="The seed's query object")] = None,
+) -> ReadingPage:
+    """Readings matching a query object (same as GET /v1/readings)."""
+    return find_readings(ctx, who.user, body or wanted)
+
+
+@router.api_route(
+    "/bap/validateData",
+    methods=READ_AND_POST,
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"example": "OK"}}}},
+)
+def validate_data(ctx: Context, who: Verifier, data: DataBody) -> PlainTextResponse:
+    """`OK` when every reading given is exactly what was certified and anchored on chain,
+    else `KO`; the `BAL-Reason` header says why (POST /v1/verify gives every detail)."""
+    lookup = ctx.anchor_lookup()
+    for item in _items(data):
+        verdict = check_reading(ctx.store, item, lookup, lambda p: may_read(who.user, p))
+        if verdict.status != "valid":
+            return PlainTextResponse("KO", headers={"BAL-Reason": _header(verdict.reason)})
+    return PlainTextResponse("OK")
+
+
+class OwnerAnswer(BaseModel):
+    owner: str = Field(description="EIP-55 wallet of the data's owner, as certified")
+    producer: str
+
+
+@router.api_route("/bap/getOwner", methods=READ_AND_POST, response_model=OwnerAnswer)
+def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
+    """The certified owner of the readings given (they must match their certified leaf)."""
+    lookup = ctx.anchor_lookup()
+    owners: set[tuple[str, str]] = set()
+    for item in _items(data):
+        verdict = check_reading(ctx.store, item, lookup, lambda p: may_read(who.user, p))
+        if verdict.status == "invalid":
+            raise HTTPException(404, f"not certified data: {verdict.reason}")
+        reading = locate(ctx.store, item, lambda p: may_read(who.user, p))
+        assert reading is not None
+        owners.add((reading.owner, reading.producer))
+    if len(owners) != 1:
+        raise HTTPException(422, "the readings belong to more than one owner; ask one at a time")
+    ((owner, producer),) = owners
+    return OwnerAnswer(owner=owner, producer=producer)
+
+
+@router.api_route("/bap/getTransactions", methods=READ_AND_POST)
+def get_transactions(
+    ctx: Context,
+    who: Reader,
+    wanted: Annotated[ReadingFilter, Query()],
+    body: Annotated[ReadingFilter | None, Body(description="The seed's query object")] = None,
+) -> dict[str, Any]:
+    """The anchor transactions that certified the readings matching the query, each with
+    its data set's Data Certification (hashedData, owner, dataset)."""
+    wanted = body or wanted
+    readings = _dataset(ctx, who, wanted)
+    dataset = {
+        key: value
+        for key, value in wanted.model_dump(by_alias=True).items()
+        if value is not None and key not in ("limit", "cursor")
+    }
+    return transactions_for(ctx.store, readings, dataset)
+
+
+def _dataset(ctx: ApiContext, who: Principal, wanted: ReadingFilter) -> list[StoredReading]:
+    visible = visible_producer(who.user, wanted.producer)
+    if visible is False:
+        return []
+    rows = ctx.store.readings(
+        ReadingQuery(
+            producer=visible if isinstance(visible, str) else None,
+            device=wanted.device,
+            measurand=wanted.measurand,
+            since=_time("from", wanted.since),
+            until=_time("to", wanted.until),
+            limit=MAX_DATASET + 1,
+        )
+    )
+    if len(rows) > MAX_DATASET:
+        raise HTTPException(400, f"the query matches more than {MAX_DATASET} readings; narrow it")
+    return list(rows)
+
+
+@router.get("/api/certification/getByTransaction")
+def get_by_transaction(
+    ctx: Context,
+    who: Reader,
+    transaction: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{64}$")],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The data an anchor transaction brought on chain (the readings between the previous
+    anchor's size and its own), page by page; only readings you may see are listed."""
+    start = decode_cursor("t", cursor)
+    found = certified_by_transaction(ctx.store, transaction, start, limit)
+    if found is None:
+        raise HTTPException(404, f"no anchor transaction {transaction}")
+    anchor, first, readings = found
+    last = readings[-1].index + 1 if readings else anchor.size
+    return {
+        **anchor_json(anchor),
+        "first_index": first,
+        "items": [r for r in readings if may_read(who.user, r.producer)],
+        "next_cursor": encode_cursor("t", last) if last < anchor.size else None,
+    }
+
+
+def _header(text: str) -> str:
+    """A reason fit for an HTTP header: one line of visible ASCII."""
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)[:300]
