@@ -6,7 +6,8 @@ and (where the seed used them) query parameters. A body, when given, wins.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import PlainTextResponse
@@ -26,9 +27,22 @@ from platone_bal.services.transactions import (
 from platone_bal.services.validation import check_reading, locate
 
 router = APIRouter(tags=["seed-compatible"])
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 MAX_DATASET = 100_000
-READ_AND_POST = ["GET", "POST"]
+
+
+def get_and_post(path: str, **options: Any) -> Callable[[Handler], Handler]:
+    """Register a handler for GET (the seed's, with a body) and POST, each with its own
+    OpenAPI operation id."""
+
+    def register(handler: Handler) -> Handler:
+        router.get(path, operation_id=f"{handler.__name__}_get", **options)(handler)
+        router.post(path, operation_id=f"{handler.__name__}_post", **options)(handler)
+        return handler
+
+    return register
+
 
 DataBody = Annotated[
     dict[str, Any] | list[dict[str, Any]],
@@ -54,7 +68,7 @@ def _items(data: dict[str, Any] | list[dict[str, Any]]) -> list[Any]:
     return items
 
 
-@router.api_route("/scd/getData", methods=READ_AND_POST, response_model=ReadingPage)
+@get_and_post("/scd/getData", response_model=ReadingPage)
 def get_data(
     ctx: Context,
     who: Reader,
@@ -65,9 +79,8 @@ def get_data(
     return find_readings(ctx, who.user, body or wanted)
 
 
-@router.api_route(
+@get_and_post(
     "/bap/validateData",
-    methods=READ_AND_POST,
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"example": "OK"}}}},
 )
@@ -87,7 +100,7 @@ class OwnerAnswer(BaseModel):
     producer: str
 
 
-@router.api_route("/bap/getOwner", methods=READ_AND_POST, response_model=OwnerAnswer)
+@get_and_post("/bap/getOwner", response_model=OwnerAnswer)
 def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     """The certified owner of the readings given (they must match their certified leaf)."""
     lookup = ctx.anchor_lookup()
@@ -105,7 +118,9 @@ def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     return OwnerAnswer(owner=owner, producer=producer)
 
 
-@router.api_route("/bap/getTransactions", methods=READ_AND_POST)
+@get_and_post(
+    "/bap/getTransactions",
+)
 def get_transactions(
     ctx: Context,
     who: Reader,
