@@ -16,6 +16,7 @@ from web3 import Web3
 
 from platone_bal.adapters.amqtt_broker import EmbeddedBroker
 from platone_bal.adapters.chain_rpc import ReadOnlyRpc, create_rpc_app
+from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
@@ -25,9 +26,11 @@ from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
+from platone_bal.ports import CertifiedSink
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
+from platone_bal.services.egress import Egress
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 
@@ -137,6 +140,8 @@ class Node:
         self.ingest.start()
         broker: EmbeddedBroker | None = None
         subscriber: MqttSubscriber | None = None
+        publisher: MqttPublisher | None = None
+        egress: Egress | None = None
         try:
             if settings.broker == "embedded":
                 port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
@@ -144,6 +149,7 @@ class Node:
                     settings.bind, port, self.users, self.ingest, tls=settings.tls
                 )
                 await broker.start()
+                sink: CertifiedSink = broker.sink(asyncio.get_running_loop())
             else:
                 assert settings.mqtt_username and settings.mqtt_password
                 subscriber = MqttSubscriber(
@@ -155,6 +161,16 @@ class Node:
                     ca_file=settings.mqtt_ca_file,
                 )
                 await asyncio.to_thread(subscriber.start)
+                publisher = sink = MqttPublisher(
+                    settings.mqtt_url,
+                    settings.mqtt_username,
+                    settings.mqtt_password.get_secret_value(),
+                    client_id=f"{settings.mqtt_client_id}-egress",
+                    ca_file=settings.mqtt_ca_file,
+                )
+                publisher.start()
+            egress = Egress(self.store, sink, log_id=settings.log_id)
+            egress.start()
             self._server = _server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
@@ -177,6 +193,10 @@ class Node:
                 self.request_stop()
             await asyncio.gather(*serving)
         finally:
+            if egress is not None:
+                await asyncio.to_thread(egress.stop)
+            if publisher is not None:
+                await asyncio.to_thread(publisher.stop)
             if subscriber is not None:
                 await asyncio.to_thread(subscriber.stop)
             if broker is not None:

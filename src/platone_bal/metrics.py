@@ -13,3 +13,4 @@ WRITE_RETRIES = Counter("bal_ingest_write_retries", "Batch writes retried after 
 CHECKPOINT_SIZE = Gauge("bal_checkpoint_size", "Size of the newest signed checkpoint", ["log"])
 ANCHOR_SIZE = Gauge("bal_anchor_size", "Size of the newest checkpoint anchored on chain", ["log"])
 ANCHOR_FAILURES = Counter("bal_anchor_failures", "Anchor attempts that failed and will be retried")
+EGRESS = Counter("bal_egress_readings", "Certified readings republished on certified/... topics")

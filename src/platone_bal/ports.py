@@ -69,6 +69,15 @@ class UserExists(ValueError):
     """The username or wallet is taken."""
 
 
+class CertifiedSink(Protocol):
+    """Where certified readings are republished: the broker in use, at QoS 1."""
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Hand (topic, payload) messages to the broker; return once it has them all,
+        raise ConnectionError if it cannot take them."""
+        ...
+
+
 class Store(Protocol):
     """The Shared Customer Database: users, raw messages, readings, rejections."""
 
@@ -123,6 +132,12 @@ class Store(Protocol):
         ...
 
     def add_checkpoint(self, signed: SignedCheckpoint) -> None: ...
+
+    def egress_position(self, log: str) -> int:
+        """Index of the first reading of `log` not yet republished on certified/... topics."""
+        ...
+
+    def set_egress_position(self, log: str, position: int) -> None: ...
 
     def latest_checkpoint(self, log: str) -> SignedCheckpoint | None: ...
 

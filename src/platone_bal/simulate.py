@@ -118,13 +118,19 @@ def connect(
     client_id: str = "",
     inflight: int = 20,
     ca_file: Path | None = None,
+    clean_session: bool = True,
 ) -> mqtt.Client:
     """A connected paho client with its network loop running; raises on refusal.
 
     `mqtts://` URLs verify the broker against `ca_file`, else the system's CAs.
     """
     parts = urlsplit(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+    )
     client.username_pw_set(username, password)
     client.max_inflight_messages_set(inflight)
     if parts.scheme == "mqtts":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,26 @@ class EmbeddedBroker:
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None
+
+    async def broadcast(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Queue messages for subscribers at QoS 1 (each subscriber's ACL still applies)."""
+        if self._broker is None:
+            raise ConnectionError("the embedded broker is not running")
+        for topic, payload in messages:
+            await self._broker.internal_message_broadcast(topic, payload, 1)
+
+    def sink(self, loop: asyncio.AbstractEventLoop) -> BrokerSink:
+        """A CertifiedSink for threads outside the broker's event loop."""
+        return BrokerSink(self, loop)
+
+
+class BrokerSink:
+    """Publishes into an EmbeddedBroker from another thread."""
+
+    def __init__(self, broker: EmbeddedBroker, loop: asyncio.AbstractEventLoop) -> None:
+        self._broker = broker
+        self._loop = loop
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._broker.broadcast(messages), self._loop)
+        future.result(timeout=30)

@@ -10,16 +10,14 @@ security) is what confines each producer to `platone/NAME`.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from platone_bal.adapters.paho_client import BrokerAddress, paho_client
 from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.services.ingest import Delivery, IngestService, now
 
@@ -39,27 +37,20 @@ class MqttSubscriber:
         ingest: IngestService,
         ca_file: Path | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
-        self.host = parts.hostname
-        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        address = BrokerAddress.parse(url)
+        self.host, self.port = address.host, address.port
         self.ingest = ingest
         self.subscribed = threading.Event()
         self._refusal: str | None = None
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        self._client = paho_client(
+            address,
+            username,
+            password,
             client_id=client_id,
             clean_session=False,
-            protocol=mqtt.MQTTv311,
             manual_ack=True,
+            ca_file=ca_file,
         )
-        self._client.username_pw_set(username, password)
-        if parts.scheme == "mqtts":
-            self._client.tls_set(
-                ca_certs=str(ca_file) if ca_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT
-            )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

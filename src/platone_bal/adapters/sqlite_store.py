@@ -112,6 +112,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     signer    TEXT NOT NULL,
     PRIMARY KEY (log, size)
 ) WITHOUT ROWID;
+-- How far each log's certified readings have been republished on certified/... topics.
+CREATE TABLE IF NOT EXISTS egress (
+    log      TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
 -- Checkpoints found on chain, with the transaction that put them there.
 CREATE TABLE IF NOT EXISTS anchors (
     id       INTEGER PRIMARY KEY,
@@ -438,6 +443,24 @@ class SqliteStore:
             (*params, limit),
         )
         return [_anchor(row) for row in rows]
+
+    # egress
+
+    def egress_position(self, log: str) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT position FROM egress WHERE log = ?", (log,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def set_egress_position(self, log: str, position: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO egress (log, position) VALUES (?, ?)"
+                " ON CONFLICT (log) DO UPDATE SET position = excluded.position",
+                (log, position),
+            )
 
     # queries
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 INGRESS_ROOT = "platone"
+EGRESS_ROOT = "certified"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -78,6 +79,15 @@ def producer_topic(name: str) -> str:
     return f"{INGRESS_ROOT}/{name}"
 
 
+def certified_topic(producer: str, device: str) -> str:
+    """Where a certified reading is republished: certified/NAME/DEVICE.
+
+    A device id may hold characters MQTT reserves in topic names; they become '_'.
+    """
+    level = "".join("_" if c in "/+#\0" else c for c in device) or "_"
+    return f"{EGRESS_ROOT}/{producer}/{level}"
+
+
 def topic_producer(topic: str) -> str | None:
     """NAME of `platone/NAME` or `platone/NAME/...`, or None for any other topic."""
     parts = topic.split("/")
@@ -100,14 +110,16 @@ def publish_refusal(username: str | None, role: Role | None, topic: str) -> str 
 def subscription_refusal(username: str | None, role: Role | None, topic_filter: str) -> str | None:
     """Why `username` may not subscribe to (or receive on) `topic_filter`, or None.
 
-    Admins may watch everything; a producer only its own tree. Consumers get data
+    Admins may watch everything; a producer only its own trees (platone/NAME and
+    certified/NAME). Consumers get data
     through grants, which are not granted by this rule: fail closed.
     """
     if username is None:
         return "anonymous subscriptions are not allowed"
     if role is Role.ADMIN:
         return None
-    own = producer_topic(username)
-    if role is Role.PRODUCER and (topic_filter == own or topic_filter.startswith(own + "/")):
-        return None
+    if role is Role.PRODUCER:
+        for own in (producer_topic(username), f"{EGRESS_ROOT}/{username}"):
+            if topic_filter == own or topic_filter.startswith(own + "/"):
+                return None
     return f"user {username!r} may not subscribe to {topic_filter!r}"

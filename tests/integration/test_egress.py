@@ -1,0 +1,120 @@
+"""Certified readings arrive on certified/NAME/DEVICE through the embedded broker and a
+real Mosquitto, with the exact certified leaf; who may subscribe is the broker's rule."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from platone_bal.simulate import connect
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.integration.mosquitto import Mosquitto
+from tests.integration.nodes import NodeThread, wait_for
+
+SERVICE = ("bal-service", "service-pass-1")
+PRODUCER = ("producer1", "secret-pass-1")
+
+
+class Subscriber:
+    """A paho subscriber collecting certified messages, or the SUBACK refusal."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        topic: str,
+        messages: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.messages = [] if messages is None else messages
+        self.codes: list[Any] = []
+        self._lock = threading.Lock()
+        # A persistent session: QoS 1 messages sent while it is away wait in the broker.
+        self.client = connect(
+            url, username, password, client_id=f"watch-{username}", clean_session=False
+        )
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda _c, _u, _m, codes, _p: self.codes.extend(codes)
+        self.client.subscribe(topic, qos=1)
+        wait_for(lambda: bool(self.codes), what="SUBACK")
+
+    def _on_message(self, _: mqtt.Client, __: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((message.topic, json.loads(message.payload)))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def check_certified(node: NodeThread, received: list[tuple[str, dict[str, Any]]]) -> None:
+    topics = [topic for topic, _ in received]
+    assert topics == ["certified/producer1/11111111"] * 2 + ["certified/producer1/pmu1"] * 2
+    bodies = [body for _, body in received]
+    assert [b["leaf"]["value"] for b in bodies] == ["11.04", "3.45", "11", "22"]
+    assert [b["index"] for b in bodies] == [0, 1, 2, 3]
+    for body in bodies:
+        assert body["checkpoint_size"] > body["index"] and body["log"] == "bal-main"
+        proof = node.get(f"/v1/readings/{body['index'] + 1}/proof")
+        assert proof["leaf"] == body["leaf"]  # the subscriber got the certified leaf itself
+
+
+def test_embedded_broker_republishes_certified_readings(tmp_path: Path) -> None:
+    with NodeThread(tmp_path / "bal") as node:
+        node.add_user(*PRODUCER)
+        node.add_user("consumer1", "secret-pass-2", role="consumer")
+        url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
+        own = Subscriber(url, *PRODUCER, "certified/producer1/#")
+        assert not own.codes[0].is_failure
+        outsider = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
+        assert outsider.codes[0].is_failure  # no grant, no data (grants: issue 5)
+        publisher = connect(url, *PRODUCER)
+        publisher.publish("platone/producer1", SAMPLE_XML, qos=1).wait_for_publish(5)
+        publisher.publish("platone/producer1/pmu1", SAMPLE_PMU, qos=1).wait_for_publish(5)
+        publisher.disconnect()
+        wait_for(lambda: len(own.messages) == 4, timeout=10, what="4 certified messages")
+        check_certified(node, own.messages)
+        assert outsider.messages == []
+        own.close()
+        outsider.close()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path / "mosquitto", dict([SERVICE, PRODUCER])).start()
+    yield broker
+    broker.cleanup()
+
+
+def test_mosquitto_gets_certified_readings_after_an_outage(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    node = NodeThread(
+        tmp_path / "bal",
+        broker="mosquitto",
+        mqtt_url=mosquitto.url,
+        mqtt_username=SERVICE[0],
+        mqtt_password=SERVICE[1],
+    )
+    with node:
+        node.add_user(*PRODUCER)
+        watcher = Subscriber(mosquitto.url, *SERVICE, "certified/#")
+        producer = node.token(*PRODUCER)
+        node.http.post("/v1/ingest", content=SAMPLE_XML, headers=producer).raise_for_status()
+        wait_for(lambda: len(watcher.messages) == 2, timeout=10, what="first 2 messages")
+        watcher.close()
+        mosquitto.stop()  # the broker goes away; ingest over HTTP goes on
+        node.http.post(
+            "/v1/ingest", content=SAMPLE_PMU, params={"device": "pmu1"}, headers=producer
+        ).raise_for_status()
+        mosquitto.start()  # the watcher's session and subscription survive in its database
+        again = Subscriber(mosquitto.url, *SERVICE, "certified/#", watcher.messages)
+        wait_for(lambda: len(again.messages) >= 4, timeout=40, what="messages after outage")
+        check_certified(node, again.messages[:4])
+        again.close()

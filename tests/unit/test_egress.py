@@ -1,0 +1,71 @@
+"""Egress paging, position and failure handling against a real store (the brokers are
+the integration tests' part)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.domain.merkle import SHA3_256
+from platone_bal.domain.users import User, certified_topic
+from platone_bal.services import egress as egress_module
+from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.egress import Egress
+from platone_bal.services.ingest import IngestService
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.unit.test_checkpoints import KEY
+from tests.unit.test_ingest import NOW, delivery
+
+
+class Recording:
+    """A CertifiedSink that keeps what it is given, or refuses while `down`."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.down = False
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if self.down:
+            raise ConnectionError("broker down")
+        self.messages.extend(messages)
+
+
+def test_only_checkpointed_readings_go_out_once_each_with_their_certified_leaf(
+    store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(egress_module, "PAGE", 3)  # several pages for 4 readings
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 20)
+    checkpointer = Checkpointer(store, log_id="bal-main", private_key=KEY, clock=lambda: NOW)
+    sink = Recording()
+    egress = Egress(store, sink, log_id="bal-main")
+    ingest.ingest([delivery(SAMPLE_XML)])
+    assert egress.publish_pending() == 0  # not yet covered by a signed checkpoint
+    checkpointer.checkpoint_now()
+    ingest.ingest([delivery(SAMPLE_PMU, "platone/producer1/pmu1")])
+    assert egress.publish_pending() == 2
+    checkpointer.checkpoint_now()
+    sink.down = True
+    with pytest.raises(ConnectionError):
+        egress.publish_pending()
+    assert store.egress_position("bal-main") == 2  # nothing counted as sent
+    sink.down = False
+    assert egress.publish_pending() == 2
+    assert egress.publish_pending() == 0
+    topics = [topic for topic, _ in sink.messages]
+    assert topics == ["certified/producer1/11111111"] * 2 + ["certified/producer1/pmu1"] * 2
+    bodies = [json.loads(payload) for _, payload in sink.messages]
+    assert [b["index"] for b in bodies] == [0, 1, 2, 3]
+    assert [b["checkpoint_size"] for b in bodies] == [2, 2, 4, 4]
+    for _, payload in sink.messages:
+        body = json.loads(payload)
+        leaf = store.leaf_bytes("bal-main", body["index"])
+        assert leaf is not None and leaf in payload  # the exact certified bytes
+        assert store.nodes("bal-main").node(0, body["index"]) == SHA3_256.hash_leaf(leaf)
+
+
+def test_device_ids_become_one_safe_topic_level() -> None:
+    assert certified_topic("producer1", "a/b+c#d") == "certified/producer1/a_b_c_d"
+    assert certified_topic("producer1", "") == "certified/producer1/_"
