@@ -23,6 +23,7 @@ from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.api import ApiContext, create_api
+from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
@@ -110,7 +111,8 @@ class Node:
                 ClientService(self.store),
                 self.ingest,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
-            )
+            ),
+            GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
         )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None

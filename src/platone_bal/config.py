@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     anchor_interval: float = Field(
         default=10.0, gt=0, description="Least seconds between two anchor transactions."
     )
+    rate_limit: float = Field(
+        default=100.0, gt=0, description="HTTP requests per second each client may sustain."
+    )
+    rate_burst: int = Field(default=200, gt=0, description="HTTP requests a client may burst.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (JSON list); none by default.",
+    )
     checkpoint_interval: float = Field(
         default=0.2, gt=0, le=0.9, description="Least seconds between two signed checkpoints."
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("bal_ingest_messages", "Payloads received, by outcome", ["outcome"])
 READINGS = Counter("bal_ingest_readings", "Readings stored")
@@ -14,3 +14,15 @@ CHECKPOINT_SIZE = Gauge("bal_checkpoint_size", "Size of the newest signed checkp
 ANCHOR_SIZE = Gauge("bal_anchor_size", "Size of the newest checkpoint anchored on chain", ["log"])
 ANCHOR_FAILURES = Counter("bal_anchor_failures", "Anchor attempts that failed and will be retried")
 EGRESS = Counter("bal_egress_readings", "Certified readings republished on certified/... topics")
+HTTP_REQUESTS = Counter(
+    "bal_http_requests", "HTTP requests by method, route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "bal_http_request_seconds", "HTTP request latency by method and route", ["method", "route"]
+)
+RATE_LIMITED = Counter("bal_http_rate_limited", "Requests refused with 429")
+LOG_SIZE = Gauge("bal_log_size", "Readings in the log", ["log"])
+ANCHOR_LAG = Gauge(
+    "bal_anchor_lag_readings", "Readings signed or stored but not yet anchored", ["log"]
+)
+ANCHOR_AGE = Gauge("bal_anchor_age_seconds", "Seconds since the newest anchor's block", ["log"])

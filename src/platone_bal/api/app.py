@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from platone_bal import __version__
+from platone_bal import metrics as node_metrics
 from platone_bal.api import (
     routes_auth,
     routes_certification,
@@ -17,11 +20,13 @@ from platone_bal.api import (
     routes_verify,
 )
 from platone_bal.api.context import ApiContext
+from platone_bal.api.gateway import GatewayConfig, install_gateway
 from platone_bal.api.problems import install_problem_handlers
+from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role
 
 
-def create_api(context: ApiContext) -> FastAPI:
+def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> FastAPI:
     api = FastAPI(
         title="Platone Blockchain Access Layer",
         version=__version__,
@@ -29,6 +34,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     api.state.context = context
     install_problem_handlers(api)
+    install_gateway(api, context, gateway or GatewayConfig())
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)
     api.include_router(routes_clients.router)
@@ -47,6 +53,20 @@ def create_api(context: ApiContext) -> FastAPI:
     @api.get("/metrics", tags=["operations"], response_class=Response)
     def metrics() -> Response:
         """Prometheus text exposition."""
+        _observe_log(context)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return api
+
+
+def _observe_log(context: ApiContext) -> None:
+    """Log size and anchor lag, read from the store at scrape time."""
+    log = context.ingest.log_id
+    store = context.store
+    size = store.log_size(log)
+    anchor = store.latest_anchor(log)
+    node_metrics.LOG_SIZE.labels(log).set(size)
+    node_metrics.ANCHOR_LAG.labels(log).set(size - (anchor.size if anchor else 0))
+    if anchor is not None:
+        age = datetime.now(UTC) - parse_time(anchor.time)
+        node_metrics.ANCHOR_AGE.labels(log).set(age.total_seconds())

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 
 from platone_bal.api.access import may_read, visible_producer
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Reader, Verifier
+from platone_bal.api.gateway import immutable_json
 from platone_bal.api.routes_readings import MAX_PAGE, _time
 from platone_bal.ports import ReadingQuery
 from platone_bal.services.certification import (
@@ -29,15 +31,33 @@ MAX_DATASET = 100_000
 
 
 @router.get("/readings/{reading_id}/proof")
-def reading_proof(reading_id: int, ctx: Context, who: Reader) -> Any:
-    """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored."""
+def reading_proof(reading_id: int, request: Request, ctx: Context, who: Reader) -> Any:
+    """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored.
+
+    Once anchored a proof never changes: it then carries an ETag and may be cached."""
     reading = ctx.store.reading(reading_id)
     if reading is None or not may_read(who.user, reading.producer):
         raise HTTPException(404, f"no reading {reading_id} visible to you")
     try:
-        return proof_bundle(ctx.store, reading)
+        bundle = proof_bundle(ctx.store, reading)
     except NotYetCertified as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
+    if bundle["anchor"] is None:
+        return JSONResponse(bundle, headers={"Cache-Control": "no-store"})
+    return immutable_json(request, bundle)
+
+
+@router.get("/logs/{log}/checkpoints/{size}", responses={404: {"description": "Not signed"}})
+def get_checkpoint(log: str, size: int, request: Request, ctx: Context, _: Verifier) -> Any:
+    """One signed checkpoint with its anchor; immutable (ETag, cacheable) once anchored."""
+    signed = ctx.store.checkpoint(log, size)
+    if signed is None:
+        raise HTTPException(404, f"no signed checkpoint of size {size} in {log!r}")
+    anchor = ctx.store.anchor(log, size)
+    body = {**signed.to_json(), "anchor": anchor.bundle_json() if anchor else None}
+    if anchor is None:
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return immutable_json(request, body)
 
 
 @router.get("/logs/{log}/checkpoints")

@@ -1,0 +1,133 @@
+"""What the field trials' API gateway did, in the app: access logs, per-client rate
+limits, request metrics, CORS, and caching headers for immutable resources.
+
+The caller of a request is the client or user its bearer token names (checked by
+signature only, cheaply), else its IP address: each gets its own token bucket. Access
+log lines are JSON: who, method, route, status, latency; never a header, a body or a
+query string, so no secret can end up in a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
+
+from platone_bal import metrics
+from platone_bal.api.context import ApiContext
+from platone_bal.api.problems import problem
+
+access_log = logging.getLogger("platone_bal.access")
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    rate: float = 100.0
+    """Requests per second each caller may sustain."""
+    burst: int = 200
+    """Requests a caller may send at once before the rate applies."""
+    cors_origins: list[str] = field(default_factory=list)
+    """Browser origins allowed to call the API; none by default."""
+
+
+class RateLimiter:
+    """Token buckets per caller; `take` answers None, or seconds to wait."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return (1.0 - tokens) / self.rate
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > 100_000:  # forget callers whose bucket is full again
+                full_after = self.burst / self.rate
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+            return None
+
+
+def caller(request: Request, ctx: ApiContext) -> str:
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() == "bearer" and token:
+        claims = ctx.tokens.claims(token)
+        if claims is not None:
+            if claims.client_id:
+                return f"client:{claims.client_id}"
+            return f"user:{claims.subject}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def install_gateway(api: FastAPI, ctx: ApiContext, config: GatewayConfig) -> None:
+    limiter = RateLimiter(config.rate, config.burst)
+
+    @api.middleware("http")
+    async def gateway(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        who = caller(request, ctx)
+        wait = limiter.take(who)
+        if wait is not None:
+            metrics.RATE_LIMITED.inc()
+            response: Response = problem(429, "Too Many Requests", f"slow down: {who}")
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(request.method, template).observe(elapsed)
+        access_log.info(
+            json.dumps(
+                {
+                    "who": who,
+                    "method": request.method,
+                    "route": template,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                }
+            )
+        )
+        return response
+
+    if config.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["ETag", "Retry-After", "BAL-Reason"],
+        )
+
+
+def immutable_json(request: Request, body: Any) -> Response:
+    """A JSON answer that never changes (e.g. the proof of an anchored reading): strong
+    ETag, a year of private caching, and 304 when the client already has it."""
+    content = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    etag = '"' + hashlib.sha256(content).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)

@@ -1,0 +1,135 @@
+"""Gateway duties: rate limits, access logs without secrets, metrics, CORS, ETags."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.api import ApiContext, create_api
+from platone_bal.api.gateway import GatewayConfig, RateLimiter
+from platone_bal.api.tokens import TokenSigner
+from platone_bal.domain.checkpoint import Anchor
+from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.clients import ClientService
+from platone_bal.services.ingest import IngestService
+from platone_bal.services.users import UserService
+from tests.conftest import SAMPLE_PMU
+from tests.unit.test_api import KEY, add_user, login, publish
+from tests.unit.test_checkpoints import KEY as SIGNING_KEY
+from tests.unit.test_ingest import NOW
+
+
+def app_with(store: SqliteStore, users: UserService, config: GatewayConfig) -> TestClient:
+    users.ensure_admin("admin-pass-1")
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16)
+    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store), ingest)
+    return TestClient(create_api(context, config))
+
+
+def test_token_buckets_refill_at_the_rate() -> None:
+    limiter = RateLimiter(rate=2.0, burst=3)
+    assert [limiter.take("a", now=0.0) for _ in range(3)] == [None, None, None]
+    assert limiter.take("a", now=0.0) == pytest.approx(0.5)
+    assert limiter.take("b", now=0.0) is None  # each caller has its own bucket
+    assert limiter.take("a", now=0.5) is None
+
+
+def test_each_caller_is_limited_on_its_own_with_retry_after(
+    store: SqliteStore, users: UserService
+) -> None:
+    with app_with(store, users, GatewayConfig(rate=0.1, burst=3)) as client:
+        admin = login(client, "admin", "admin-pass-1")  # 1st request from this IP
+        assert client.get("/v1/users", headers=admin).status_code == 200
+        assert client.get("/v1/users", headers=admin).status_code == 200
+        assert client.get("/v1/users", headers=admin).status_code == 200
+        limited = client.get("/v1/users", headers=admin)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["content-type"] == "application/problem+json"
+        # the anonymous IP bucket is separate from the admin's
+        assert client.get("/healthz").status_code == 200
+
+
+def test_access_log_names_who_and_what_but_no_secret(
+    client: TestClient, admin: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="platone_bal.access"):
+        login(client, "admin", "admin-pass-1")
+        client.get("/v1/readings", params={"device": "x"}, headers=admin)
+        client.get("/v1/readings", headers={"Authorization": "Bearer not-a-token"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "platone_bal.access"]
+    assert {"who": "user:admin", "method": "GET", "route": "/v1/readings"}.items() <= (
+        lines[1].items()
+    )
+    assert lines[1]["status"] == 200 and lines[1]["ms"] >= 0
+    assert lines[2]["who"].startswith("ip:") and lines[2]["status"] == 401
+    text = caplog.text
+    for secret in ("admin-pass-1", admin["Authorization"].split()[1], "not-a-token"):
+        assert secret not in text
+
+
+def test_metrics_count_requests_and_show_log_and_anchor_lag(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    add_user(client, admin, "producer1", "producer")
+    publish(store, "producer1", SAMPLE_PMU)
+    client.get("/v1/users", headers=admin)
+    text = client.get("/metrics").text
+    assert 'bal_http_requests_total{method="GET",route="/v1/users",status="200"}' in text
+    assert 'bal_http_request_seconds_bucket{le="0.005",method="GET",route="/v1/users"}' in text
+    assert 'bal_log_size{log="bal-main"} 2.0' in text
+    assert 'bal_anchor_lag_readings{log="bal-main"} 2.0' in text
+
+
+def test_cors_only_for_configured_origins(store: SqliteStore, users: UserService) -> None:
+    config = GatewayConfig(cors_origins=["https://dashboard.dso.example"])
+    with app_with(store, users, config) as client:
+        allowed = client.options(
+            "/v1/readings",
+            headers={
+                "Origin": "https://dashboard.dso.example",
+                "Access-Control-Request-Method": "GET",
+            },
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://dashboard.dso.example"
+        other = client.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_anchored_proofs_and_checkpoints_are_immutable_with_etags(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    producer = add_user(client, admin, "producer1", "producer")
+    publish(store, "producer1", SAMPLE_PMU)
+    checkpointer = Checkpointer(
+        store, log_id="bal-main", private_key=SIGNING_KEY, clock=lambda: NOW
+    )
+    signed = checkpointer.checkpoint_now()
+    assert signed is not None
+    unanchored = client.get("/v1/readings/1/proof", headers=producer)
+    assert unanchored.headers["cache-control"] == "no-store" and "etag" not in unanchored.headers
+    checkpoint = signed.checkpoint
+    store.add_anchor(
+        Anchor(
+            "bal-main",
+            2,
+            checkpoint.root,
+            1337,
+            "0x" + "11" * 20,
+            "0x" + "22" * 32,
+            7,
+            NOW.isoformat(),
+        )
+    )
+    first = client.get("/v1/readings/1/proof", headers=producer)
+    assert first.headers["cache-control"] == "private, max-age=31536000, immutable"
+    etag = first.headers["etag"]
+    again = client.get("/v1/readings/1/proof", headers={**producer, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    one = client.get("/v1/logs/bal-main/checkpoints/2", headers=producer)
+    assert one.json()["anchor"]["tx"] == "0x" + "22" * 32 and one.headers["etag"]
+    assert client.get("/v1/logs/bal-main/checkpoints/3", headers=producer).status_code == 404
