@@ -21,6 +21,7 @@ from platone_bal.api import (
 )
 from platone_bal.api.context import ApiContext
 from platone_bal.api.gateway import GatewayConfig, install_gateway
+from platone_bal.api.openapi import install_openapi
 from platone_bal.api.problems import install_problem_handlers
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role
@@ -34,6 +35,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     )
     api.state.context = context
     install_problem_handlers(api)
+    install_openapi(api)
     install_gateway(api, context, gateway or GatewayConfig())
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)

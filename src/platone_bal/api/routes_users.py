@@ -14,8 +14,8 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 class NewUser(BaseModel):
-    username: str = Field(examples=["producer1"])
-    password: str = Field(min_length=1, examples=["a long passphrase"])
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", examples=["producer1"])
+    password: str = Field(min_length=8, examples=["a long passphrase"])
     role: Role
 
 
