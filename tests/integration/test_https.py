@@ -8,6 +8,7 @@ over MQTT with TLS; plaintext and untrusted connections fail.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
@@ -16,13 +17,14 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from platone_bal.adapters.tls import ensure_self_signed, fingerprint
 from platone_bal.simulate import connect
-from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
+from tests.conftest import SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
 
 
@@ -32,15 +34,32 @@ def node(tmp_path: Path) -> NodeThread:
     return NodeThread(tmp_path / "bal", tls_cert=cert, tls_key=key)
 
 
-def test_platform_client_ingests_over_https_and_pages_its_data(node: NodeThread) -> None:
+def test_a_platform_clients_first_day_over_https(tmp_path: Path) -> None:
+    """Client credentials -> CIM over HTTPS -> pages -> validateData OK and KO ->
+    getTransactions -> getByTransaction -> the same reading on certified/producer1/#."""
+    cert, key = ensure_self_signed(tmp_path / "tls", ["127.0.0.1"])
+    node = NodeThread(tmp_path / "bal", tls_cert=cert, tls_key=key, anchor_interval=0.5)
     with node:
         node.add_user("producer1", "secret-pass-1")
+        received: list[dict[str, Any]] = []
+        watcher = connect(
+            f"mqtts://127.0.0.1:{node.settings.mqtt_tls_port}",
+            "producer1",
+            "secret-pass-1",
+            ca_file=cert,
+        )
+        watcher.on_message = lambda _c, _u, message: received.append(json.loads(message.payload))
+        subscribed: list[Any] = []
+        watcher.on_subscribe = lambda _c, _u, _m, codes, _p: subscribed.extend(codes)
+        watcher.subscribe("certified/producer1/#", qos=1)
+        wait_for(lambda: bool(subscribed), what="SUBACK")
+
         registered = node.http.post(
             "/v1/clients",
             json={
                 "name": "DSO data server",
                 "username": "producer1",
-                "scopes": ["data:ingest", "data:read"],
+                "scopes": ["data:ingest", "data:read", "verify"],
             },
             headers=node.token(),
         ).json()
@@ -61,16 +80,43 @@ def test_platform_client_ingests_over_https_and_pages_its_data(node: NodeThread)
         )
         assert posted.status_code == 202, posted.text
         assert posted.json()["readings"] == 2
-        node.http.post("/v1/ingest", content=SAMPLE_PMU, headers=headers)
-        values, cursor = [], None
+
+        readings, cursor = [], None
         while True:
             params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
             page = node.http.get("/v1/readings", params=params, headers=headers).json()
-            values += [item["value"] for item in page["items"]]
+            readings += page["items"]
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert values == ["11.04", "3.45", "11", "22"]
+        assert [r["value"] for r in readings] == ["11.04", "3.45"]
+
+        def validation(data: Any) -> httpx.Response:
+            return node.http.request("GET", "/bap/validateData", json=data, headers=headers)
+
+        wait_for(lambda: validation(readings).text == "OK", timeout=20, what="anchored, OK")
+        changed = validation({**readings[0], "value": "11.40"})
+        assert changed.text == "KO"
+        assert changed.headers["bal-reason"] == "value: given '11.40', certified '11.04'"
+
+        found = node.http.request(
+            "GET", "/bap/getTransactions", json={"device": "11111111"}, headers=headers
+        ).json()
+        (transaction,) = found["transactions"]
+        certified = node.http.get(
+            "/api/certification/getByTransaction",
+            params={"transaction": transaction["transactionHash"]},
+            headers=headers,
+        ).json()
+        assert [r["value"] for r in certified["items"]] == ["11.04", "3.45"]
+        proof = node.http.get(f"/v1/readings/{readings[0]['id']}/proof", headers=headers).json()
+        assert proof["anchor"]["tx"] == transaction["transactionHash"]
+
+        wait_for(lambda: len(received) == 2, timeout=10, what="certified messages")
+        assert [m["leaf"]["value"] for m in received] == ["11.04", "3.45"]
+        assert received[0]["leaf"] == proof["leaf"]
+        watcher.disconnect()
+        watcher.loop_stop()
 
 
 def test_plaintext_and_untrusted_clients_are_refused(node: NodeThread) -> None:
