@@ -12,29 +12,27 @@ answers again. Ingest never waits for any of this.
 from __future__ import annotations
 
 import logging
-import threading
 
 from platone_bal import metrics
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.ports import AnchorChain, ChainError, Store
+from platone_bal.services.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 
 
-class Anchorer:
+class Anchorer(PeriodicWorker):
+    name = "bal-anchorer"
+
     def __init__(
         self, store: Store, chain: AnchorChain, *, log_id: str, interval: float = 10.0
     ) -> None:
+        super().__init__(interval, MAX_BACKOFF)
         self.store = store
         self.chain = chain
         self.log_id = log_id
-        self.interval = interval
-        self.failures = 0
-        self.last_error: str | None = None
-        self._stopping = threading.Event()
-        self._worker: threading.Thread | None = None
 
     def reconcile(self) -> int:
         """Record anchors the chain holds but the store does not; return the chain's size."""
@@ -59,31 +57,13 @@ class Anchorer:
         log.info("anchored %s size %d in tx %s", self.log_id, anchor.size, anchor.tx)
         return anchor
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._worker = threading.Thread(target=self._run, name="bal-anchorer", daemon=True)
-        self._worker.start()
+    def step(self) -> Anchor | None:
+        return self.anchor_once()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-
-    def _run(self) -> None:
-        delay = self.interval
-        while not self._stopping.wait(delay):
-            try:
-                self.anchor_once()
-            except Exception as error:
-                self.failures += 1
-                self.last_error = str(error)
-                metrics.ANCHOR_FAILURES.inc()
-                delay = min(self.interval * 2**self.failures, MAX_BACKOFF)
-                # a chain that is down is expected; anything else deserves a traceback
-                expected = isinstance(error, ChainError | OSError)
-                log.warning(
-                    "anchoring failed (%s); retrying in %.0f s", error, delay, exc_info=not expected
-                )
-                continue
-            self.failures, self.last_error, delay = 0, None, self.interval
+    def failed(self, error: Exception, retry_in: float) -> None:
+        metrics.ANCHOR_FAILURES.inc()
+        # a chain that is down is expected; anything else deserves a traceback
+        expected = isinstance(error, ChainError | OSError)
+        log.warning(
+            "anchoring failed (%s); retrying in %.0f s", error, retry_in, exc_info=not expected
+        )

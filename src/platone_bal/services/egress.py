@@ -11,14 +11,11 @@ subscribers deduplicate on (log, index).
 from __future__ import annotations
 
 import json
-import logging
-import threading
 
 from platone_bal import metrics
 from platone_bal.domain.users import certified_topic
 from platone_bal.ports import CertifiedSink, Store
-
-log = logging.getLogger(__name__)
+from platone_bal.services.periodic import PeriodicWorker
 
 PAGE = 1000
 _BACKOFF_MAX = 30.0
@@ -39,17 +36,16 @@ def certified_message(log_id: str, index: int, checkpoint_size: int, leaf: bytes
     )
 
 
-class Egress:
+class Egress(PeriodicWorker):
+    name = "bal-egress"
+
     def __init__(
         self, store: Store, sink: CertifiedSink, *, log_id: str, interval: float = 0.2
     ) -> None:
+        super().__init__(interval, _BACKOFF_MAX)
         self.store = store
         self.sink = sink
         self.log_id = log_id
-        self.interval = interval
-        self.failures = 0
-        self._stopping = threading.Event()
-        self._worker: threading.Thread | None = None
 
     def publish_pending(self) -> int:
         """Publish what the newest checkpoint covers and was not published; returns how many."""
@@ -59,7 +55,7 @@ class Egress:
         size = signed.checkpoint.size
         position = self.store.egress_position(self.log_id)
         published = 0
-        while position < size and not self._stopping.is_set():
+        while position < size and not self.stopping:
             count = min(PAGE, size - position)
             readings = self.store.readings_in_log(self.log_id, position, count)
             leaves = dict(self.store.leaves(self.log_id, position, count))
@@ -77,25 +73,5 @@ class Egress:
             metrics.EGRESS.inc(len(readings))
         return published
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._worker = threading.Thread(target=self._run, name="bal-egress", daemon=True)
-        self._worker.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.publish_pending()
-                self.failures = 0
-                delay = self.interval
-            except Exception as error:  # the broker may be down; readings are safe in the store
-                self.failures += 1
-                delay = min(self.interval * 2**self.failures, _BACKOFF_MAX)
-                log.warning("egress failed (%s); retrying in %.1fs", error, delay)
-            self._stopping.wait(delay)
+    def step(self) -> int:
+        return self.publish_pending()
