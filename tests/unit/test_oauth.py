@@ -211,3 +211,25 @@ def test_openapi_declares_both_oauth2_flows_and_route_scopes(client: TestClient)
     }
     assert spec["paths"]["/v1/readings"]["get"]["security"] == [{"OAuth2": ["data:read"]}]
     assert spec["paths"]["/v1/users"]["post"]["security"] == [{"OAuth2": ["admin"]}]
+
+
+def test_another_producers_data_is_out_of_reach_on_every_route(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    add_user(client, admin, "producer1", "producer")
+    other = add_user(client, admin, "producer2", "producer")
+    publish(store, "producer1", SAMPLE_XML)
+    by_producer = {"producer": "producer1"}
+    assert client.get("/v1/readings", params=by_producer, headers=other).status_code == 403
+    assert client.get("/v1/readings", headers=other).json()["items"] == []
+    assert client.get("/v1/readings/1/proof", headers=other).status_code == 404
+    certification = {"device": "11111111", "producer": "producer1"}
+    assert client.get("/v1/certifications", params=certification, headers=other).status_code == 403
+    assert client.post("/scd/getData", json=by_producer, headers=other).status_code == 403
+    assert client.post("/bap/getTransactions", json=by_producer, headers=other).status_code == 403
+    reading = {"log": "bal-main", "index": 0, "value": "11.04"}
+    assert client.post("/bap/getOwner", json=reading, headers=other).status_code == 404
+    verdict = client.post("/v1/verify", json={"readings": [reading]}, headers=other).json()
+    assert verdict["items"][0]["reason"].startswith("no certified reading")
+    rejections = client.get("/v1/rejections", headers=other).json()["items"]
+    assert rejections == []
