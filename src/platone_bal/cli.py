@@ -31,6 +31,12 @@ ConfigOption = Annotated[
 ]
 
 
+def print_plain(text: str) -> None:
+    """Print exactly `text`: no emoji codes (a fingerprint's ":CD:" is not a CD), no
+    markup, no highlighting, no wrapping, so it can be copied and compared."""
+    console.print(text, emoji=False, markup=False, highlight=False, soft_wrap=True)
+
+
 def _settings(config: Path | None) -> Settings:
     try:
         return Settings(config_file=config) if config else Settings()
@@ -63,10 +69,9 @@ def up(
         cert, key = ensure_self_signed(settings.tls_dir, [settings.bind])
         settings = settings.model_copy(update={"tls_cert": cert, "tls_key": key})
     if settings.tls is not None:
-        console.print(
+        print_plain(
             f"TLS certificate {settings.tls[0]}\n"
-            f"  SHA-256 fingerprint {fingerprint(settings.tls[0])}",
-            soft_wrap=True,  # keep the fingerprint on one line for copy and paste
+            f"  SHA-256 fingerprint {fingerprint(settings.tls[0])}"
         )
     node = Node(settings)
     generated = node.bootstrap_admin()

@@ -10,6 +10,7 @@ from cryptography import x509
 from pydantic import ValidationError
 
 from platone_bal.adapters.tls import ensure_self_signed, fingerprint
+from platone_bal.cli import print_plain
 from platone_bal.config import Settings
 
 
@@ -36,3 +37,10 @@ def test_tls_cert_and_key_go_together(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path).tls is None
     both = Settings(data_dir=tmp_path, tls_cert=tmp_path / "c", tls_key=tmp_path / "k")
     assert both.tls == (tmp_path / "c", tmp_path / "k")
+
+
+def test_fingerprints_are_printed_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    # rich would turn ":CD:" and ":AB:" into emoji and wrap long lines
+    text = "SHA-256 fingerprint " + ":".join(["6E", "CD", "AB", "22"] * 8)
+    print_plain(text)
+    assert capsys.readouterr().out == text + "\n"
