@@ -32,6 +32,7 @@ from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
 from platone_bal.services.egress import Egress
+from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 
@@ -83,6 +84,7 @@ class Node:
         wallets = Wallets(keystore_passphrase(settings))
         self.keys = NodeKeys(settings.keys_dir, wallets)
         self.users = UserService(self.store, wallets)
+        self.grants = GrantService(self.store, now)
         self.checkpointer = Checkpointer(
             self.store,
             log_id=settings.log_id,
@@ -110,6 +112,7 @@ class Node:
                 self.tokens,
                 ClientService(self.store),
                 self.ingest,
+                self.grants,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
+from platone_bal.domain.grants import Grant, Slice
 from platone_bal.domain.merkle import NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.users import Client, Role, User
@@ -24,6 +25,8 @@ class ReadingQuery:
     until: datetime | None = None
     after: int = 0
     limit: int = 100
+    slices: tuple[Slice, ...] | None = None
+    """Only readings inside one of these (what the caller may see); None: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,22 @@ class Store(Protocol):
     def list_users(self) -> list[User]: ...
 
     def has_role(self, role: Role) -> bool: ...
+
+    def add_grant(self, grant: Grant) -> Grant:
+        """Store a new grant; returns it with its id."""
+        ...
+
+    def save_grant(self, grant: Grant) -> None: ...
+
+    def grant(self, grant_id: int) -> Grant | None: ...
+
+    def grants_of(self, username: str) -> list[Grant]:
+        """Every grant `username` is a party to, newest first."""
+        ...
+
+    def accepted_grants(self, consumer: str) -> list[Grant]:
+        """The consumer's accepted grants (some may have expired since)."""
+        ...
 
     def add_client(self, client: Client) -> None: ...
 

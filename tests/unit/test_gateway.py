@@ -15,7 +15,8 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
-from platone_bal.services.ingest import IngestService
+from platone_bal.services.grants import GrantService
+from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU
 from tests.unit.test_api import KEY, add_user, login, publish
@@ -26,7 +27,9 @@ from tests.unit.test_ingest import NOW
 def app_with(store: SqliteStore, users: UserService, config: GatewayConfig) -> TestClient:
     users.ensure_admin("admin-pass-1")
     ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16)
-    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store), ingest)
+    context = ApiContext(
+        store, users, TokenSigner(KEY, 600), ClientService(store), ingest, GrantService(store, now)
+    )
     return TestClient(create_api(context, config))
 
 

@@ -22,7 +22,8 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.users import Role, Scope
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
-from platone_bal.services.ingest import IngestService
+from platone_bal.services.grants import GrantService
+from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_api import KEY
@@ -42,7 +43,9 @@ def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
         store, log_id="bal-main", private_key=SIGNING_KEY, clock=lambda: NOW
     )
     checkpointer.checkpoint_now()
-    context = ApiContext(store, users, TokenSigner(KEY, 600), ClientService(store), ingest)
+    context = ApiContext(
+        store, users, TokenSigner(KEY, 600), ClientService(store), ingest, GrantService(store, now)
+    )
     app = create_api(context, GatewayConfig(rate=1e9, burst=10**9))
     token = TokenSigner(KEY, 600).issue("admin", frozenset(Scope))
     return app, ingest, {"Authorization": f"Bearer {token}"}

@@ -3,6 +3,8 @@ integration tests' part): bodies on GET, POST alike, verdicts and their reasons.
 
 from __future__ import annotations
 
+import base64
+
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
@@ -99,3 +101,17 @@ def test_get_by_transaction_answers_404_for_unknown_and_400_for_malformed(
     assert malformed.status_code == 422
     empty = client.post("/bap/getTransactions", json={"device": "none"}, headers=admin).json()
     assert empty == {"transactions": [], "pending_readings": 0}
+
+
+def test_ids_and_cursors_beyond_sqlite_integers_are_client_errors(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    huge = 2**63
+    assert client.get(f"/v1/readings/{huge}/proof", headers=admin).status_code == 422
+    assert client.get(f"/v1/grants/{huge}", headers=admin).status_code == 422
+    cursor = base64.urlsafe_b64encode(f"r:{huge}".encode()).decode().rstrip("=")
+    assert client.get("/v1/readings", params={"cursor": cursor}, headers=admin).status_code == 400
+    verdict = client.post(
+        "/v1/verify", json={"readings": [{"log": "bal-main", "index": huge}]}, headers=admin
+    )
+    assert verdict.json()["items"][0]["status"] == "invalid"

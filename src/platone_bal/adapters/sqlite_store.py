@@ -12,13 +12,16 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
+from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
-from platone_bal.domain.readings import format_time
+from platone_bal.domain.readings import format_time, parse_time
 from platone_bal.domain.users import Client, Role, Scope, User
 from platone_bal.ports import (
     ReadingQuery,
@@ -48,6 +51,24 @@ CREATE TABLE IF NOT EXISTS clients (
     disabled    INTEGER NOT NULL DEFAULT 0,
     created     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+-- Grants (the seed's subscriptions): a consumer's access to a slice of a producer's data.
+CREATE TABLE IF NOT EXISTS grants (
+    id         INTEGER PRIMARY KEY,
+    producer   TEXT NOT NULL REFERENCES users (username),
+    consumer   TEXT NOT NULL REFERENCES users (username),
+    status     TEXT NOT NULL,
+    devices    TEXT,
+    measurands TEXT,
+    since      TEXT,
+    until      TEXT,
+    expires    TEXT,
+    created    TEXT NOT NULL,
+    modified   TEXT NOT NULL,
+    reason     TEXT,
+    decided_by TEXT
+);
+CREATE INDEX IF NOT EXISTS grants_by_consumer ON grants (consumer, status);
+CREATE INDEX IF NOT EXISTS grants_by_producer ON grants (producer, status);
 CREATE TABLE IF NOT EXISTS messages (
     id        INTEGER PRIMARY KEY,
     channel   TEXT NOT NULL,
@@ -257,6 +278,45 @@ class SqliteStore:
         with self._transaction() as db:
             cursor = db.execute("UPDATE clients SET disabled = 1 WHERE client_id = ?", (client_id,))
         return cursor.rowcount > 0
+
+    # grants
+
+    def add_grant(self, grant: Grant) -> Grant:
+        """Store a new grant; returns it with its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"INSERT INTO grants ({_GRANT_FIELDS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
+                _grant_row(grant),
+            )
+        assert cursor.lastrowid is not None
+        return replace(grant, id=cursor.lastrowid)
+
+    def save_grant(self, grant: Grant) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in _GRANT_FIELDS.split(", "))
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE grants SET {assignments} WHERE id = ?",  # noqa: S608
+                (*_grant_row(grant), grant.id),
+            )
+
+    def grant(self, grant_id: int) -> Grant | None:
+        rows = self._grant_rows("id = ?", (grant_id,))
+        return rows[0] if rows else None
+
+    def grants_of(self, username: str) -> list[Grant]:
+        """Every grant `username` is a party to, newest first."""
+        return self._grant_rows("consumer = ? OR producer = ?", (username, username))
+
+    def accepted_grants(self, consumer: str) -> list[Grant]:
+        """The consumer's accepted grants (some may have expired since)."""
+        return self._grant_rows("consumer = ? AND status = 'accepted'", (consumer,))
+
+    def _grant_rows(self, where: str, params: tuple[Any, ...]) -> list[Grant]:
+        rows = self._connection().execute(
+            f"SELECT id, {_GRANT_FIELDS} FROM grants WHERE {where} ORDER BY id DESC",  # noqa: S608
+            params,
+        )
+        return [_grant(row) for row in rows]
 
     # ingest
 
@@ -503,6 +563,15 @@ class SqliteStore:
         if query.until is not None:
             clauses.append("r.time < ?")
             params.append(format_time(query.until))
+        if query.slices is not None:
+            if not query.slices:
+                return []
+            alternatives = []
+            for part in query.slices:
+                where, values = _slice_clause(part)
+                alternatives.append(where)
+                params.extend(values)
+            clauses.append("(" + " OR ".join(alternatives) + ")")
         return self._reading_rows(" AND ".join(clauses), params, query.limit)
 
     def _reading_rows(
@@ -601,6 +670,77 @@ def _client(row: tuple[Any, ...]) -> Client:
         frozenset(Scope(scope) for scope in scopes.split()),
         secret_hash,
         bool(disabled),
+    )
+
+
+def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
+    """SQL condition (on readings `r`) for one slice of a producer's data."""
+    clauses, values = ["r.producer = ?"], [part.producer]
+    for column, names in (("r.device", part.devices), ("r.measurand", part.measurands)):
+        if names is not None:
+            clauses.append(f"{column} IN ({', '.join('?' * len(names))})" if names else "0")
+            values.extend(sorted(names))
+    if part.since is not None:
+        clauses.append("r.time >= ?")
+        values.append(format_time(part.since))
+    if part.until is not None:
+        clauses.append("r.time < ?")
+        values.append(format_time(part.until))
+    return "(" + " AND ".join(clauses) + ")", values
+
+
+_GRANT_FIELDS = (
+    "producer, consumer, status, devices, measurands, since, until, expires, created,"
+    " modified, reason, decided_by"
+)
+
+
+def _names(values: frozenset[str] | None) -> str | None:
+    return None if values is None else json.dumps(sorted(values))
+
+
+def _time_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
+
+
+def _grant_row(grant: Grant) -> tuple[Any, ...]:
+    scope = grant.scope
+    return (
+        scope.producer,
+        grant.consumer,
+        grant.status.value,
+        _names(scope.devices),
+        _names(scope.measurands),
+        _time_or_none(scope.since),
+        _time_or_none(scope.until),
+        _time_or_none(grant.expires),
+        format_time(grant.created),
+        format_time(grant.modified),
+        grant.reason,
+        grant.decided_by,
+    )
+
+
+def _grant(row: tuple[Any, ...]) -> Grant:
+    (grant_id, producer, consumer, status, devices, measurands, since, until, expires,
+     created, modified, reason, decided_by) = row  # fmt: skip
+
+    def names(text: str | None) -> frozenset[str] | None:
+        return None if text is None else frozenset(json.loads(text))
+
+    def moment(text: str | None) -> datetime | None:
+        return None if text is None else parse_time(text)
+
+    return Grant(
+        id=grant_id,
+        consumer=consumer,
+        scope=Slice(producer, names(devices), names(measurands), moment(since), moment(until)),
+        status=GrantStatus(status),
+        created=parse_time(created),
+        modified=parse_time(modified),
+        expires=moment(expires),
+        reason=reason,
+        decided_by=decided_by,
     )
 
 

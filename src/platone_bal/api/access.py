@@ -1,29 +1,35 @@
-"""Whose data a caller may see: one place for every route (and, later, grants).
+"""Whose data a caller may see: one place for every route.
 
-Admins see everything and producers their own. Consumers will see what a producer's
-accepted grant covers; until grants exist they see nothing (fail closed). A reading
-the caller may not see is answered exactly like one that does not exist.
+Admins see everything, producers their own data, consumers what their accepted,
+unexpired grants cover (judged at every request). A reading the caller may not see is
+answered exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 from fastapi import HTTPException
 
-from platone_bal.domain.users import Role, User
+from platone_bal.api.context import ApiContext
+from platone_bal.domain.grants import Access, Slice
+from platone_bal.domain.readings import parse_time
+from platone_bal.domain.users import User
+from platone_bal.ports import StoredReading
 
 
-def may_read(user: User, producer: str) -> bool:
-    return user.role is Role.ADMIN or (user.role is Role.PRODUCER and user.username == producer)
+def access_of(ctx: ApiContext, user: User) -> Access:
+    return ctx.grants.access(user)
 
 
-def visible_producer(user: User, wanted: str | None) -> str | bool | None:
-    """The producer filter to apply to a query, None for all, False when nothing is visible."""
-    if user.role is Role.ADMIN:
-        return wanted
-    if user.role is Role.PRODUCER:
-        if wanted not in (None, user.username):
-            raise HTTPException(403, f"no access to the data of {wanted!r}")
-        return user.username
-    if wanted is not None:
-        raise HTTPException(403, f"no accepted grant for the data of {wanted!r}")
-    return False
+def may_read(access: Access, reading: StoredReading) -> bool:
+    return access.can_read(
+        reading.producer, reading.device, reading.measurand, parse_time(reading.time)
+    )
+
+
+def query_slices(access: Access, producer: str | None) -> tuple[Slice, ...] | None:
+    """The slices a query (optionally for one producer) may return; 403 when the caller
+    names a producer none of whose data it may see."""
+    slices = access.of_producer(producer)
+    if producer is not None and slices == ():
+        raise HTTPException(403, f"no access to the data of {producer!r}")
+    return slices

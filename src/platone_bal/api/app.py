@@ -13,6 +13,7 @@ from platone_bal.api import (
     routes_auth,
     routes_certification,
     routes_clients,
+    routes_grants,
     routes_ingest,
     routes_readings,
     routes_seed,
@@ -40,6 +41,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)
     api.include_router(routes_clients.router)
+    api.include_router(routes_grants.router)
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
     api.include_router(routes_certification.router)

@@ -30,7 +30,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix == kind and number.isdigit():
+        if prefix == kind and number.isdigit() and int(number) < 2**63:  # SQLite's range
             return int(number)
     except (ValueError, UnicodeDecodeError):
         pass

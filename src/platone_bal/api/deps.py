@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from fastapi.security.utils import get_authorization_scheme_param
@@ -84,6 +84,10 @@ def principal(
         )
     return Principal(user, scopes, claims.client_id)
 
+
+SQLITE_MAX = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=SQLITE_MAX, description="Row id")]
+"""A path id the store can hold (SQLite integers are 64-bit)."""
 
 Reader = Annotated[Principal, Security(principal, scopes=[Scope.READ.value])]
 Ingester = Annotated[Principal, Security(principal, scopes=[Scope.INGEST.value])]

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from platone_bal.api.access import may_read, visible_producer
+from platone_bal.api.access import access_of, may_read, query_slices
 from platone_bal.api.cursors import decode_cursor, encode_cursor
-from platone_bal.api.deps import Context, Reader, Verifier
+from platone_bal.api.deps import SQLITE_MAX, Context, Reader, RowId, Verifier
 from platone_bal.api.gateway import immutable_json
 from platone_bal.api.routes_readings import MAX_PAGE, _time
 from platone_bal.ports import ReadingQuery
@@ -31,12 +31,12 @@ MAX_DATASET = 100_000
 
 
 @router.get("/readings/{reading_id}/proof")
-def reading_proof(reading_id: int, request: Request, ctx: Context, who: Reader) -> Any:
+def reading_proof(reading_id: RowId, request: Request, ctx: Context, who: Reader) -> Any:
     """The proof bundle of one reading (ARCHITECTURE §6); `anchor` is null until anchored.
 
     Once anchored a proof never changes: it then carries an ETag and may be cached."""
     reading = ctx.store.reading(reading_id)
-    if reading is None or not may_read(who.user, reading.producer):
+    if reading is None or not may_read(access_of(ctx, who.user), reading):
         raise HTTPException(404, f"no reading {reading_id} visible to you")
     try:
         bundle = proof_bundle(ctx.store, reading)
@@ -48,7 +48,7 @@ def reading_proof(reading_id: int, request: Request, ctx: Context, who: Reader) 
 
 
 @router.get("/logs/{log}/checkpoints/{size}", responses={404: {"description": "Not signed"}})
-def get_checkpoint(log: str, size: int, request: Request, ctx: Context, _: Verifier) -> Any:
+def get_checkpoint(log: str, size: RowId, request: Request, ctx: Context, _: Verifier) -> Any:
     """One signed checkpoint with its anchor; immutable (ETag, cacheable) once anchored."""
     signed = ctx.store.checkpoint(log, size)
     if signed is None:
@@ -87,8 +87,8 @@ def log_consistency(
     log: str,
     ctx: Context,
     _: Verifier,
-    first: Annotated[int, Query(alias="from", ge=1)],
-    second: Annotated[int, Query(alias="to", ge=1)],
+    first: Annotated[int, Query(alias="from", ge=1, le=SQLITE_MAX)],
+    second: Annotated[int, Query(alias="to", ge=1, le=SQLITE_MAX)],
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof: the tree of size `to` extends the tree of size `from`."""
     try:
@@ -135,11 +135,9 @@ def certify_dataset(
 ) -> dict[str, Any]:
     """The seed's Data Certification of a dataset (a device and a time window):
     hashedData, owner, timestamp, dataset, transactionHash."""
-    visible = visible_producer(who.user, producer)
-    if visible is False:
-        raise HTTPException(404, "no dataset visible to you")
     query = ReadingQuery(
-        producer=visible if isinstance(visible, str) else None,
+        producer=producer,
+        slices=query_slices(access_of(ctx, who.user), producer),
         device=device,
         since=_time("from", since),
         until=_time("to", until),

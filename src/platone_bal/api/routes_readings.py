@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from platone_bal.api.access import visible_producer
+from platone_bal.api.access import access_of, query_slices
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
 from platone_bal.api.deps import Context, Reader
@@ -64,11 +64,9 @@ class ReadingFilter(BaseModel):
 
 def find_readings(ctx: ApiContext, user: User, wanted: ReadingFilter) -> ReadingPage:
     """One page of the readings `user` may see that match `wanted`, in log order."""
-    visible = visible_producer(user, wanted.producer)
-    if visible is False:
-        return ReadingPage(items=[], next_cursor=None)
     query = ReadingQuery(
-        producer=visible if isinstance(visible, str) else None,
+        producer=wanted.producer,
+        slices=query_slices(access_of(ctx, user), wanted.producer),
         device=wanted.device,
         measurand=wanted.measurand,
         since=_time("from", wanted.since),

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from platone_bal.api.access import may_read, visible_producer
+from platone_bal.api.access import access_of, may_read, query_slices
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Principal, Reader, Verifier
@@ -88,8 +88,9 @@ def validate_data(ctx: Context, who: Verifier, data: DataBody) -> PlainTextRespo
     """`OK` when every reading given is exactly what was certified and anchored on chain,
     else `KO`; the `BAL-Reason` header says why (POST /v1/verify gives every detail)."""
     lookup = ctx.anchor_lookup()
+    access = access_of(ctx, who.user)
     for item in _items(data):
-        verdict = check_reading(ctx.store, item, lookup, lambda p: may_read(who.user, p))
+        verdict = check_reading(ctx.store, item, lookup, lambda reading: may_read(access, reading))
         if verdict.status != "valid":
             return PlainTextResponse("KO", headers={"BAL-Reason": _header(verdict.reason)})
     return PlainTextResponse("OK")
@@ -104,12 +105,13 @@ class OwnerAnswer(BaseModel):
 def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     """The certified owner of the readings given (they must match their certified leaf)."""
     lookup = ctx.anchor_lookup()
+    access = access_of(ctx, who.user)
     owners: set[tuple[str, str]] = set()
     for item in _items(data):
-        verdict = check_reading(ctx.store, item, lookup, lambda p: may_read(who.user, p))
+        verdict = check_reading(ctx.store, item, lookup, lambda reading: may_read(access, reading))
         if verdict.status == "invalid":
             raise HTTPException(404, f"not certified data: {verdict.reason}")
-        reading = locate(ctx.store, item, lambda p: may_read(who.user, p))
+        reading = locate(ctx.store, item, lambda reading: may_read(access, reading))
         assert reading is not None
         owners.add((reading.owner, reading.producer))
     if len(owners) != 1:
@@ -140,12 +142,10 @@ def get_transactions(
 
 
 def _dataset(ctx: ApiContext, who: Principal, wanted: ReadingFilter) -> list[StoredReading]:
-    visible = visible_producer(who.user, wanted.producer)
-    if visible is False:
-        return []
     rows = ctx.store.readings(
         ReadingQuery(
-            producer=visible if isinstance(visible, str) else None,
+            producer=wanted.producer,
+            slices=query_slices(access_of(ctx, who.user), wanted.producer),
             device=wanted.device,
             measurand=wanted.measurand,
             since=_time("from", wanted.since),
@@ -173,11 +173,12 @@ def get_by_transaction(
     if found is None:
         raise HTTPException(404, f"no anchor transaction {transaction}")
     anchor, first, readings = found
+    access = access_of(ctx, who.user)
     last = readings[-1].index + 1 if readings else anchor.size
     return {
         **anchor_json(anchor),
         "first_index": first,
-        "items": [r for r in readings if may_read(who.user, r.producer)],
+        "items": [r for r in readings if may_read(access, r)],
         "next_cursor": encode_cursor("t", last) if last < anchor.size else None,
     }
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from platone_bal.api.access import may_read
+from platone_bal.api.access import access_of, may_read
 from platone_bal.api.deps import Context, Verifier
 from platone_bal.services.validation import Verdict, check_bundle, check_reading
 
@@ -63,6 +63,7 @@ def verify(body: VerifyRequest, ctx: Context, who: Verifier) -> VerifyAnswer:
     if not body.proofs and not body.readings:
         raise HTTPException(422, "give at least one proof or reading")
     lookup = ctx.anchor_lookup()
+    access = access_of(ctx, who.user)
     verdicts: list[tuple[Literal["proof", "reading"], int, Verdict]] = [
         ("proof", n, check_bundle(bundle, lookup)) for n, bundle in enumerate(body.proofs)
     ]
@@ -70,7 +71,7 @@ def verify(body: VerifyRequest, ctx: Context, who: Verifier) -> VerifyAnswer:
         (
             "reading",
             n,
-            check_reading(ctx.store, item, lookup, lambda owner: may_read(who.user, owner)),
+            check_reading(ctx.store, item, lookup, lambda reading: may_read(access, reading)),
         )
         for n, item in enumerate(body.readings)
     ]

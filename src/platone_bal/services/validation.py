@@ -54,7 +54,7 @@ def check_bundle(bundle: Any, lookup: AnchorLookup | None) -> Verdict:
 
 
 def locate(
-    store: Store, item: dict[str, Any], may_read: Callable[[str], bool]
+    store: Store, item: dict[str, Any], may_read: Callable[[StoredReading], bool]
 ) -> StoredReading | None:
     """The stored reading an item names by `log` and `index`, or else by `id`, if visible."""
     reading: StoredReading | None = None
@@ -64,7 +64,7 @@ def locate(
         reading = found[0] if found and found[0].index == index else None
     elif _is_count(reading_id):
         reading = store.reading(reading_id)
-    if reading is None or not may_read(reading.producer):
+    if reading is None or not may_read(reading):
         return None
     return reading
 
@@ -73,7 +73,7 @@ def check_reading(
     store: Store,
     item: Any,
     lookup: AnchorLookup | None,
-    may_read: Callable[[str], bool],
+    may_read: Callable[[StoredReading], bool],
 ) -> Verdict:
     """Compare a reading as given (e.g. from /v1/readings) with its certified leaf."""
     if not isinstance(item, dict):
@@ -108,4 +108,4 @@ def _same(key: str, given: Any, certified: Any) -> bool:
 
 
 def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63

@@ -1,0 +1,228 @@
+"""/v1/grants and /v1/producers: consumers ask, producers decide, either side revokes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from platone_bal.api.deps import Context, Reader, RowId
+from platone_bal.domain.grants import (
+    Grant,
+    GrantConflict,
+    GrantError,
+    GrantStatus,
+    NotEntitled,
+    Slice,
+)
+from platone_bal.domain.readings import format_time
+from platone_bal.domain.users import Role
+from platone_bal.services.grants import GrantNotFound
+
+router = APIRouter(prefix="/v1", tags=["grants"])
+
+
+class ScopeFields(BaseModel):
+    """What part of the producer's data; leave a field out for no limit on it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    devices: list[str] | None = Field(default=None, examples=[["11111111"]], max_length=1000)
+    measurands: list[str] | None = Field(default=None, max_length=1000)
+    since: datetime | None = Field(
+        default=None, alias="from", description="Measurement time, inclusive (RFC 3339)"
+    )
+    until: datetime | None = Field(
+        default=None, alias="to", description="Measurement time, exclusive (RFC 3339)"
+    )
+    expires: datetime | None = Field(default=None, description="When the grant ends by itself")
+
+    def slice_of(self, producer: str) -> Slice:
+        return Slice(
+            producer,
+            None if self.devices is None else frozenset(self.devices),
+            None if self.measurands is None else frozenset(self.measurands),
+            self.since,
+            self.until,
+        )
+
+
+class GrantRequest(ScopeFields):
+    producer: str = Field(examples=["producer1"])
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class Decision(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class GrantOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    producer: str
+    consumer: str
+    status: GrantStatus = Field(description="As of now: an accepted grant past expiry is expired")
+    devices: list[str] | None
+    measurands: list[str] | None
+    since: str | None = Field(alias="from")
+    until: str | None = Field(alias="to")
+    expires: str | None
+    created: str
+    modified: str
+    reason: str | None
+    decided_by: str | None
+
+    @classmethod
+    def of(cls, grant: Grant, now: datetime) -> GrantOut:
+        scope = grant.scope
+
+        def text(moment: datetime | None) -> str | None:
+            return None if moment is None else format_time(moment)
+
+        return cls.model_validate(
+            {
+                "id": grant.id,
+                "producer": grant.producer,
+                "consumer": grant.consumer,
+                "status": grant.status_at(now),
+                "devices": None if scope.devices is None else sorted(scope.devices),
+                "measurands": None if scope.measurands is None else sorted(scope.measurands),
+                "from": text(scope.since),
+                "to": text(scope.until),
+                "expires": text(grant.expires),
+                "created": format_time(grant.created),
+                "modified": format_time(grant.modified),
+                "reason": grant.reason,
+                "decided_by": grant.decided_by,
+            }
+        )
+
+
+def _answer(ctx: Context, grant: Grant) -> GrantOut:
+    return GrantOut.of(grant, ctx.grants.clock())
+
+
+def _errors_as_http(error: Exception) -> HTTPException:
+    if isinstance(error, GrantNotFound):
+        return HTTPException(404, str(error))
+    if isinstance(error, NotEntitled):
+        return HTTPException(403, str(error))
+    if isinstance(error, GrantConflict):
+        return HTTPException(409, str(error))
+    return HTTPException(422, str(error))
+
+
+@router.post("/grants", status_code=201, response_model=GrantOut, response_model_by_alias=True)
+def request_grant(body: GrantRequest, ctx: Context, who: Reader) -> GrantOut:
+    """A consumer asks a producer for (part of) its data."""
+    try:
+        grant = ctx.grants.request(
+            who.user, body.slice_of(body.producer), body.expires, body.reason
+        )
+    except (GrantError, GrantNotFound) as error:
+        raise _errors_as_http(error) from None
+    return _answer(ctx, grant)
+
+
+@router.get("/grants", response_model=list[GrantOut], response_model_by_alias=True)
+def list_grants(ctx: Context, who: Reader) -> list[GrantOut]:
+    """The grants you are a party to, newest first."""
+    now = ctx.grants.clock()
+    return [GrantOut.of(grant, now) for grant in ctx.grants.grants_of(who.user)]
+
+
+@router.get("/grants/{grant_id}", response_model=GrantOut, response_model_by_alias=True)
+def get_grant(grant_id: RowId, ctx: Context, who: Reader) -> GrantOut:
+    try:
+        return _answer(ctx, ctx.grants.get(grant_id, who.user))
+    except GrantNotFound as error:
+        raise _errors_as_http(error) from None
+
+
+@router.post("/grants/{grant_id}/accept", response_model=GrantOut, response_model_by_alias=True)
+def accept_grant(
+    grant_id: RowId,
+    ctx: Context,
+    who: Reader,
+    narrowed: Annotated[
+        ScopeFields | None, Body(description="Accept for less than asked (optional)")
+    ] = None,
+) -> GrantOut:
+    """The producer accepts, optionally narrowing devices, measurands, window or expiry."""
+    try:
+        grant = ctx.grants.get(grant_id, who.user)
+        scope = None if narrowed is None else _narrowing(narrowed, grant.scope)
+        expires = None if narrowed is None else narrowed.expires
+        return _answer(ctx, ctx.grants.accept(grant_id, who.user, scope, expires))
+    except (GrantError, GrantNotFound) as error:
+        raise _errors_as_http(error) from None
+
+
+def _narrowing(fields: ScopeFields, asked: Slice) -> Slice:
+    """Fields left out keep what was asked."""
+    given = fields.slice_of(asked.producer)
+    return Slice(
+        asked.producer,
+        given.devices if fields.devices is not None else asked.devices,
+        given.measurands if fields.measurands is not None else asked.measurands,
+        given.since if fields.since is not None else asked.since,
+        given.until if fields.until is not None else asked.until,
+    )
+
+
+@router.post("/grants/{grant_id}/refuse", response_model=GrantOut, response_model_by_alias=True)
+def refuse_grant(
+    grant_id: RowId, ctx: Context, who: Reader, body: Decision | None = None
+) -> GrantOut:
+    try:
+        reason = body.reason if body else None
+        return _answer(ctx, ctx.grants.refuse(grant_id, who.user, reason))
+    except (GrantError, GrantNotFound) as error:
+        raise _errors_as_http(error) from None
+
+
+@router.post("/grants/{grant_id}/revoke", response_model=GrantOut, response_model_by_alias=True)
+def revoke_grant(
+    grant_id: RowId, ctx: Context, who: Reader, body: Decision | None = None
+) -> GrantOut:
+    """Either side ends an accepted grant; REST and MQTT access stop at once."""
+    try:
+        reason = body.reason if body else None
+        return _answer(ctx, ctx.grants.revoke(grant_id, who.user, reason))
+    except (GrantError, GrantNotFound) as error:
+        raise _errors_as_http(error) from None
+
+
+class ProducerOut(BaseModel):
+    username: str
+    topic: str
+    wallet: str
+    grant_status: GrantStatus | None = Field(description="Your newest grant with them, if any")
+    grant_id: int | None
+
+
+@router.get("/producers", response_model=list[ProducerOut])
+def list_producers(ctx: Context, who: Reader) -> list[ProducerOut]:
+    """The producers a consumer may ask, with the status of its own newest grant."""
+    now = ctx.grants.clock()
+    newest: dict[str, Grant] = {}
+    for grant in ctx.grants.grants_of(who.user):
+        newest.setdefault(grant.producer, grant)
+    answer = []
+    for user in ctx.store.list_users():
+        if user.role is not Role.PRODUCER or user.disabled or user.topic is None:
+            continue
+        mine = newest.get(user.username)
+        answer.append(
+            ProducerOut(
+                username=user.username,
+                topic=user.topic,
+                wallet=user.wallet,
+                grant_status=mine.status_at(now) if mine else None,
+                grant_id=mine.id if mine else None,
+            )
+        )
+    return answer
