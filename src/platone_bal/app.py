@@ -151,7 +151,7 @@ class Node:
             if settings.broker == "embedded":
                 port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
                 broker = EmbeddedBroker(
-                    settings.bind, port, self.users, self.ingest, tls=settings.tls
+                    settings.bind, port, self.users, self.ingest, self.grants, tls=settings.tls
                 )
                 await broker.start()
                 sink: CertifiedSink = broker.sink(asyncio.get_running_loop())

@@ -20,6 +20,9 @@ from tests.integration.nodes import NodeThread, wait_for
 SERVICE = ("bal-service", "service-pass-1")
 PRODUCER = ("producer1", "secret-pass-1")
 
+ACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.72.0"  # the CIM sample's two reading types
+REACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.73.0"
+
 
 class Subscriber:
     """A paho subscriber collecting certified messages, or the SUBACK refusal."""
@@ -55,7 +58,12 @@ class Subscriber:
 
 def check_certified(node: NodeThread, received: list[tuple[str, dict[str, Any]]]) -> None:
     topics = [topic for topic, _ in received]
-    assert topics == ["certified/producer1/11111111"] * 2 + ["certified/producer1/pmu1"] * 2
+    assert topics == [
+        f"certified/producer1/11111111/{ACTIVE}",
+        f"certified/producer1/11111111/{REACTIVE}",
+        "certified/producer1/pmu1/voltmagnitude",
+        "certified/producer1/pmu1/voltmagnitude",
+    ]
     bodies = [body for _, body in received]
     assert [b["leaf"]["value"] for b in bodies] == ["11.04", "3.45", "11", "22"]
     assert [b["index"] for b in bodies] == [0, 1, 2, 3]
@@ -118,3 +126,50 @@ def test_mosquitto_gets_certified_readings_after_an_outage(
         wait_for(lambda: len(again.messages) >= 4, timeout=40, what="messages after outage")
         check_certified(node, again.messages[:4])
         again.close()
+
+
+def test_consumers_receive_certified_data_only_while_and_where_a_grant_holds(
+    tmp_path: Path,
+) -> None:
+    with NodeThread(tmp_path / "bal") as node:
+        node.add_user(*PRODUCER)
+        node.add_user("consumer1", "secret-pass-2", role="consumer")
+        url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
+        producer = node.token(*PRODUCER)
+        consumer = node.token("consumer1", "secret-pass-2")
+        early = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
+        assert early.codes[0].is_failure  # nothing granted yet
+        early.close()
+
+        grant = node.http.post(
+            "/v1/grants", json={"producer": "producer1"}, headers=consumer
+        ).json()
+        node.http.post(
+            f"/v1/grants/{grant['id']}/accept", json={"devices": ["pmu1"]}, headers=producer
+        ).raise_for_status()
+        watcher = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
+        assert not watcher.codes[0].is_failure
+        wildcard = Subscriber(url, "consumer1", "secret-pass-2", "certified/+/#")
+        assert wildcard.codes[0].is_failure  # a consumer names the producer
+        wildcard.close()
+        own = Subscriber(url, *PRODUCER, "certified/producer1/#")
+
+        node.http.post("/v1/ingest", content=SAMPLE_XML, headers=producer).raise_for_status()
+        node.http.post(
+            "/v1/ingest", content=SAMPLE_PMU, params={"device": "pmu1"}, headers=producer
+        ).raise_for_status()
+        wait_for(lambda: len(own.messages) == 4, timeout=10, what="producer's 4 messages")
+        wait_for(lambda: len(watcher.messages) == 2, timeout=5, what="consumer's 2 messages")
+        assert {topic for topic, _ in watcher.messages} == {
+            "certified/producer1/pmu1/voltmagnitude"
+        }
+
+        node.http.post(
+            f"/v1/grants/{grant['id']}/revoke", json={"reason": "over"}, headers=consumer
+        ).raise_for_status()
+        later = SAMPLE_PMU.replace(b"11", b"12", 1)  # new bytes, not a redelivery
+        node.http.post("/v1/ingest", content=later, headers=producer).raise_for_status()
+        wait_for(lambda: len(own.messages) == 6, timeout=10, what="producer's next messages")
+        assert len(watcher.messages) == 2  # the revoke stopped delivery at once
+        watcher.close()
+        own.close()

@@ -19,6 +19,9 @@ from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_checkpoints import KEY
 from tests.unit.test_ingest import NOW, delivery
 
+ACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.72.0"  # the CIM sample's two reading types
+REACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.73.0"
+
 
 class Recording:
     """A CertifiedSink that keeps what it is given, or refuses while `down`."""
@@ -55,7 +58,12 @@ def test_only_checkpointed_readings_go_out_once_each_with_their_certified_leaf(
     assert egress.publish_pending() == 2
     assert egress.publish_pending() == 0
     topics = [topic for topic, _ in sink.messages]
-    assert topics == ["certified/producer1/11111111"] * 2 + ["certified/producer1/pmu1"] * 2
+    assert topics == [
+        f"certified/producer1/11111111/{ACTIVE}",
+        f"certified/producer1/11111111/{REACTIVE}",
+        "certified/producer1/pmu1/voltmagnitude",
+        "certified/producer1/pmu1/voltmagnitude",
+    ]
     bodies = [json.loads(payload) for _, payload in sink.messages]
     assert [b["index"] for b in bodies] == [0, 1, 2, 3]
     assert [b["checkpoint_size"] for b in bodies] == [2, 2, 4, 4]
@@ -67,5 +75,5 @@ def test_only_checkpointed_readings_go_out_once_each_with_their_certified_leaf(
 
 
 def test_device_ids_become_one_safe_topic_level() -> None:
-    assert certified_topic("producer1", "a/b+c#d") == "certified/producer1/a_b_c_d"
-    assert certified_topic("producer1", "") == "certified/producer1/_"
+    assert certified_topic("producer1", "a/b+c#d", "m") == "certified/producer1/a_b_c_d/m"
+    assert certified_topic("producer1", "", "v/x") == "certified/producer1/_/v_x"

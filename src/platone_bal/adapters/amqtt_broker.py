@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +21,29 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import ApplicationMessage, Session
 
+from platone_bal.domain.grants import Access
 from platone_bal.domain.messages import Channel
 from platone_bal.domain.users import Role, publish_refusal, subscription_refusal
+from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import Delivery, IngestService, now
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
 
 
+ACCESS_TTL = 1.0
+"""Seconds a consumer's computed access is reused (grant changes invalidate it at once;
+this bounds how late an expiry is noticed)."""
+
+
 class BrokerGate:
     """What the plugins share: who is logged in on which client id, and where data goes."""
 
-    def __init__(self, users: UserService, ingest: IngestService) -> None:
+    def __init__(self, users: UserService, ingest: IngestService, grants: GrantService) -> None:
         self.users = users
         self.ingest = ingest
+        self.grants = grants
+        self._access: dict[str, tuple[int, float, Access]] = {}
         # client id -> (username, role) of its last successful login. Entries are
         # overwritten, never removed: a late disconnect event must not erase a newer login.
         self.sessions: dict[str, tuple[str, Role]] = {}
@@ -58,7 +68,25 @@ class BrokerGate:
         username, role = self.who(session.client_id)
         if action is Action.PUBLISH:
             return publish_refusal(username, role, topic) is None
-        return subscription_refusal(username, role, topic) is None
+        if subscription_refusal(username, role, topic) is None:
+            return True
+        if role is not Role.CONSUMER or username is None:
+            return False
+        # a consumer reads certified data through grants, checked again at every delivery
+        access = self._consumer_access(username)
+        if action is Action.SUBSCRIBE:
+            return access.may_subscribe(topic)
+        return access.may_receive(topic, self.grants.clock())
+
+    def _consumer_access(self, username: str) -> Access:
+        version, now = self.grants.version, time.monotonic()
+        cached = self._access.get(username)
+        if cached is not None and cached[0] == version and now - cached[1] < ACCESS_TTL:
+            return cached[2]
+        user = self.users.store.get_user(username)
+        access = self.grants.access(user) if user is not None else Access(())
+        self._access[username] = (version, now, access)
+        return access
 
     def received(self, client_id: str, message: ApplicationMessage) -> None:
         username, role = self.who(client_id)
@@ -122,9 +150,10 @@ class EmbeddedBroker:
         port: int,
         users: UserService,
         ingest: IngestService,
+        grants: GrantService,
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        self.gate = BrokerGate(users, ingest)
+        self.gate = BrokerGate(users, ingest, grants)
         listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}"}
         if tls is not None:
             listener.update(ssl=True, certfile=str(tls[0]), keyfile=str(tls[1]))

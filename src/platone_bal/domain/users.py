@@ -79,13 +79,16 @@ def producer_topic(name: str) -> str:
     return f"{INGRESS_ROOT}/{name}"
 
 
-def certified_topic(producer: str, device: str) -> str:
-    """Where a certified reading is republished: certified/NAME/DEVICE.
+def topic_level(name: str) -> str:
+    """A device id or measurand as one MQTT topic level: characters MQTT reserves in
+    topic names ('/', '+', '#', NUL) become '_'."""
+    return "".join("_" if c in "/+#\0" else c for c in name) or "_"
 
-    A device id may hold characters MQTT reserves in topic names; they become '_'.
-    """
-    level = "".join("_" if c in "/+#\0" else c for c in device) or "_"
-    return f"{EGRESS_ROOT}/{producer}/{level}"
+
+def certified_topic(producer: str, device: str, measurand: str) -> str:
+    """Where a certified reading is republished: certified/NAME/DEVICE/MEASURAND, so a
+    broker's topic rules can confine a grant to devices and measurands."""
+    return f"{EGRESS_ROOT}/{producer}/{topic_level(device)}/{topic_level(measurand)}"
 
 
 def topic_producer(topic: str) -> str | None:

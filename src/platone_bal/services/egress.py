@@ -1,4 +1,4 @@
-"""Egress: every certified reading republished on certified/NAME/DEVICE at QoS 1.
+"""Egress: every certified reading republished on certified/NAME/DEVICE/MEASURAND (QoS 1).
 
 Subscribers get harmonised data the moment a signed checkpoint covers it, without
 polling (the field trials' "data directly on the broker"). Each message carries the
@@ -61,7 +61,7 @@ class Egress(PeriodicWorker):
             leaves = dict(self.store.leaves(self.log_id, position, count))
             messages = [
                 (
-                    certified_topic(reading.producer, reading.device),
+                    certified_topic(reading.producer, reading.device, reading.measurand),
                     certified_message(self.log_id, reading.index, size, leaves[reading.index]),
                 )
                 for reading in readings

@@ -26,6 +26,8 @@ class GrantService:
     def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
+        self.version = 0
+        """Bumped by every change, so caches of `access` know when to look again."""
 
     def request(
         self,
@@ -62,6 +64,7 @@ class GrantService:
             reason=reason,
             decided_by=consumer.username,
         )
+        self.version += 1
         return self.store.add_grant(grant)
 
     def get(self, grant_id: int, user: User) -> Grant:
@@ -92,6 +95,7 @@ class GrantService:
 
     def _save(self, grant: Grant) -> Grant:
         self.store.save_grant(grant)
+        self.version += 1
         return grant
 
     def grants_of(self, user: User) -> list[Grant]:
