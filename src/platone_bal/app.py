@@ -22,6 +22,7 @@ from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
+from platone_bal.adapters.web3_chain import Web3GrantLedger
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
@@ -31,6 +32,7 @@ from platone_bal.ports import CertifiedSink
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
+from platone_bal.services.decision_recorder import DecisionRecorder
 from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
@@ -81,9 +83,9 @@ class Node:
         settings.data_dir.chmod(0o700)
         secrets_dir = settings.secrets_dir
         self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
-        wallets = Wallets(keystore_passphrase(settings))
-        self.keys = NodeKeys(settings.keys_dir, wallets)
-        self.users = UserService(self.store, wallets)
+        self.wallets = Wallets(keystore_passphrase(settings))
+        self.keys = NodeKeys(settings.keys_dir, self.wallets)
+        self.users = UserService(self.store, self.wallets)
         self.grants = GrantService(self.store, now)
         self.checkpointer = Checkpointer(
             self.store,
@@ -140,8 +142,14 @@ class Node:
         self.anchorer = Anchorer(
             self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
         )
+        chain = self.chain.chain
+        recorder_key = self.keys["anchorer"].private_key
+        decisions = DecisionRecorder(
+            self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets
+        )
         self.checkpointer.start()
         self.anchorer.start()
+        decisions.start()
         self.ingest.start()
         broker: EmbeddedBroker | None = None
         subscriber: MqttSubscriber | None = None
@@ -209,6 +217,7 @@ class Node:
             await asyncio.to_thread(self.ingest.stop)
             await asyncio.to_thread(self.checkpointer.stop)
             await asyncio.to_thread(self.anchorer.stop)
+            await asyncio.to_thread(decisions.stop)
             self.chain.close()
             self.store.close()
 

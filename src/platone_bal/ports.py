@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
+from platone_bal.domain.decisions import Decision
 from platone_bal.domain.grants import Grant, Slice
 from platone_bal.domain.merkle import NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
@@ -68,6 +69,22 @@ class StoredRejection:
     format: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A grant decision and, once on chain, its signature and transaction."""
+
+    id: int
+    decision: Decision
+    signature: str | None = None
+    signer: str | None = None
+    tx: str | None = None
+    block: int | None = None
+    chain_id: int | None = None
+    contract: str | None = None
+    error: str | None = None
+    """Why the registry refused to record it, if it did."""
+
+
 class UserExists(ValueError):
     """The username or wallet is taken."""
 
@@ -81,6 +98,19 @@ class CertifiedSink(Protocol):
         ...
 
 
+class GrantLedger(Protocol):
+    """Where grant decisions are recorded on chain (SubscriptionRegistry)."""
+
+    chain_id: int
+    address: str
+
+    def record(self, decision: Decision, signature: bytes) -> tuple[str, int]:
+        """(transaction hash, block) once mined; ChainError if refused or unreachable."""
+        ...
+
+    def reachable(self) -> bool: ...
+
+
 class Store(Protocol):
     """The Shared Customer Database: users, raw messages, readings, rejections."""
 
@@ -92,11 +122,29 @@ class Store(Protocol):
 
     def has_role(self, role: Role) -> bool: ...
 
-    def add_grant(self, grant: Grant) -> Grant:
-        """Store a new grant; returns it with its id."""
+    def add_grant(self, grant: Grant, decision: Decision) -> Grant:
+        """Store a new grant and its request decision in one transaction; returns the
+        grant with its id (the decision gets the same id)."""
         ...
 
-    def save_grant(self, grant: Grant) -> None: ...
+    def save_grant(self, grant: Grant, decision: Decision | None = None) -> None:
+        """Update a grant and record the decision that changed it, in one transaction."""
+        ...
+
+    def user_keystore(self, username: str) -> str | None: ...
+
+    def pending_decisions(self, limit: int) -> list[StoredDecision]:
+        """Decisions not yet on chain nor refused by it, oldest first."""
+        ...
+
+    def decision_recorded(
+        self, decision_id: int, signature: str, signer: str, tx: str, block: int,
+        chain_id: int, contract: str,
+    ) -> None: ...  # fmt: skip
+
+    def decision_failed(self, decision_id: int, error: str) -> None: ...
+
+    def decisions(self, grant_id: int) -> list[StoredDecision]: ...
 
     def grant(self, grant_id: int) -> Grant | None: ...
 

@@ -109,7 +109,13 @@ def test_simulated_fleet_is_stored(node: NodeThread) -> None:
     )
     assert sent == 10
     per_round = 3 * 2 + 2 * 13
-    wait_for(lambda: len(items(node)) == 2 * per_round, what="fleet readings")
+    try:
+        wait_for(lambda: len(items(node)) == 2 * per_round, timeout=30, what="fleet readings")
+    except AssertionError:
+        rejections = [r["reason"] for r in items(node, "/v1/rejections")]
+        raise AssertionError(
+            f"{len(items(node))} of {2 * per_round} readings; rejections: {rejections}"
+        ) from None
     readings = items(node)
     assert {r["device"] for r in readings} == {
         "meter0001",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
+from platone_bal.domain.decisions import Decision
 from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
@@ -26,6 +27,7 @@ from platone_bal.domain.users import Client, Role, Scope, User
 from platone_bal.ports import (
     ReadingQuery,
     RejectionQuery,
+    StoredDecision,
     StoredReading,
     StoredRejection,
     UserExists,
@@ -69,6 +71,25 @@ CREATE TABLE IF NOT EXISTS grants (
 );
 CREATE INDEX IF NOT EXISTS grants_by_consumer ON grants (consumer, status);
 CREATE INDEX IF NOT EXISTS grants_by_producer ON grants (producer, status);
+-- Grant decisions on their way to SubscriptionRegistry (signature and tx once recorded).
+CREATE TABLE IF NOT EXISTS decisions (
+    id         INTEGER PRIMARY KEY,
+    grant_id   INTEGER NOT NULL REFERENCES grants (id),
+    status     TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    consumer   TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    timestamp  INTEGER NOT NULL,
+    signature  TEXT,
+    signer     TEXT,
+    tx         TEXT,
+    block      INTEGER,
+    chain_id   INTEGER,
+    contract   TEXT,
+    error      TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_by_grant ON decisions (grant_id, id);
 CREATE TABLE IF NOT EXISTS messages (
     id        INTEGER PRIMARY KEY,
     channel   TEXT NOT NULL,
@@ -281,23 +302,83 @@ class SqliteStore:
 
     # grants
 
-    def add_grant(self, grant: Grant) -> Grant:
-        """Store a new grant; returns it with its id."""
+    def add_grant(self, grant: Grant, decision: Decision) -> Grant:
         with self._transaction() as db:
             cursor = db.execute(
                 f"INSERT INTO grants ({_GRANT_FIELDS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
                 _grant_row(grant),
             )
-        assert cursor.lastrowid is not None
-        return replace(grant, id=cursor.lastrowid)
+            assert cursor.lastrowid is not None
+            grant = replace(grant, id=cursor.lastrowid)
+            self._add_decision(db, replace(decision, grant_id=grant.id))
+        return grant
 
-    def save_grant(self, grant: Grant) -> None:
+    def save_grant(self, grant: Grant, decision: Decision | None = None) -> None:
         assignments = ", ".join(f"{name} = ?" for name in _GRANT_FIELDS.split(", "))
         with self._transaction() as db:
             db.execute(
                 f"UPDATE grants SET {assignments} WHERE id = ?",  # noqa: S608
                 (*_grant_row(grant), grant.id),
             )
+            if decision is not None:
+                self._add_decision(db, decision)
+
+    @staticmethod
+    def _add_decision(db: sqlite3.Connection, decision: Decision) -> None:
+        db.execute(
+            "INSERT INTO decisions (grant_id, status, decided_by, provider, consumer, topic,"
+            " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision.grant_id,
+                decision.status.value,
+                decision.decided_by,
+                decision.provider,
+                decision.consumer,
+                decision.topic,
+                decision.timestamp,
+            ),
+        )
+
+    def user_keystore(self, username: str) -> str | None:
+        row = (
+            self._connection()
+            .execute("SELECT keystore FROM users WHERE username = ?", (username,))
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def pending_decisions(self, limit: int) -> list[StoredDecision]:
+        return self._decision_rows("tx IS NULL AND error IS NULL ORDER BY id LIMIT ?", (limit,))
+
+    def decision_recorded(
+        self, decision_id: int, signature: str, signer: str, tx: str, block: int,
+        chain_id: int, contract: str,
+    ) -> None:  # fmt: skip
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE decisions SET signature = ?, signer = ?, tx = ?, block = ?,"
+                " chain_id = ?, contract = ? WHERE id = ?",
+                (signature, signer, tx, block, chain_id, contract, decision_id),
+            )
+
+    def decision_failed(self, decision_id: int, error: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE decisions SET error = ? WHERE id = ?", (error, decision_id))
+
+    def decisions(self, grant_id: int) -> list[StoredDecision]:
+        return self._decision_rows("grant_id = ? ORDER BY id", (grant_id,))
+
+    def _decision_rows(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
+        query = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {where}"  # noqa: S608
+        rows = self._connection().execute(query, params)
+        return [
+            StoredDecision(
+                row[0],
+                Decision(row[1], GrantStatus(row[2]), *row[3:8]),
+                *row[8:],
+            )
+            for row in rows
+        ]
 
     def grant(self, grant_id: int) -> Grant | None:
         rows = self._grant_rows("id = ?", (grant_id,))
@@ -689,6 +770,10 @@ def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
     return "(" + " AND ".join(clauses) + ")", values
 
 
+_DECISION_COLUMNS = (
+    "id, grant_id, status, decided_by, provider, consumer, topic, timestamp,"
+    " signature, signer, tx, block, chain_id, contract, error"
+)
 _GRANT_FIELDS = (
     "producer, consumer, status, devices, measurands, since, until, expires, created,"
     " modified, reason, decided_by"

@@ -9,8 +9,10 @@ the encryption (a brute force would have to guess the passphrase, not a password
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 
 _SCRYPT_N = 2**12
 
@@ -31,3 +33,9 @@ class Wallets:
 
     def private_key(self, keystore: str) -> bytes:
         return bytes(Account.decrypt(json.loads(keystore), self._passphrase))
+
+    def sign_typed_data(self, keystore: str, typed: dict[str, Any]) -> tuple[str, str]:
+        """(0x signature, EIP-55 signer) of EIP-712 `typed` data by the keystore's account."""
+        key = self.private_key(keystore)
+        signed = Account.sign_message(encode_typed_data(full_message=typed), key)
+        return "0x" + bytes(signed.signature).hex(), str(Account.from_key(key).address)

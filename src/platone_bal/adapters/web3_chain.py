@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
@@ -26,6 +27,7 @@ from web3.types import TxReceipt
 
 from platone_bal.adapters.contracts import CONTRACT_NAMES, artifacts
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint, log_key
+from platone_bal.domain.decisions import CONTRACT_STATUS, Decision
 from platone_bal.domain.proof import AnchorLookup
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import ChainError
@@ -103,13 +105,24 @@ class Transactor:
     another process using the key never leaves a gap or a reuse behind.
     """
 
+    _locks: ClassVar[dict[str, threading.Lock]] = {}
+    _locks_guard = threading.Lock()
+
     def __init__(self, w3: Web3, private_key: bytes) -> None:
         self.w3 = w3
         self._account = Account.from_key(private_key)
         self.address = Web3.to_checksum_address(self._account.address)
+        with Transactor._locks_guard:
+            # one lock per account in this process: two senders (anchorer, decision
+            # recorder) must not read the same pending nonce
+            self._lock = Transactor._locks.setdefault(self.address, threading.Lock())
 
     def send(self, call: Any) -> TxReceipt:
         """Send a contract call or constructor; return its receipt or raise ChainError."""
+        with self._lock:
+            return self._send(call)
+
+    def _send(self, call: Any) -> TxReceipt:
         try:
             transaction = call.build_transaction(
                 {
@@ -233,6 +246,41 @@ class Web3Chain:
             int(located["blockNumber"]),
             _block_time(int(block["timestamp"])),
         )
+
+
+class Web3GrantLedger:
+    """Grant decisions on `SubscriptionRegistry`, sent by the node's recorder account.
+
+    The recorder only carries the transaction: the contract checks that the signature
+    inside is the deciding user's."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, recorder_key: bytes) -> None:
+        self.w3 = w3
+        self.chain_id = deployment.chain_id
+        self.address = deployment.contracts["SubscriptionRegistry"]
+        self.registry = contract(w3, "SubscriptionRegistry", self.address)
+        self._sender = Transactor(w3, recorder_key)
+
+    def record(self, decision: Decision, signature: bytes) -> tuple[str, int]:
+        """Send the decision; (transaction hash, block) once mined, else ChainError."""
+        receipt = self._sender.send(
+            self.registry.functions.record(
+                decision.grant_id,
+                Web3.to_checksum_address(decision.provider),
+                Web3.to_checksum_address(decision.consumer),
+                decision.topic,
+                CONTRACT_STATUS[decision.status],
+                decision.timestamp,
+                signature,
+            )
+        )
+        return "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
+
+    def reachable(self) -> bool:
+        try:
+            return self.w3.eth.chain_id == self.chain_id
+        except Exception:
+            return False
 
 
 def _block_time(timestamp: int) -> str:

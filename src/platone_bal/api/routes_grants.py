@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from platone_bal.api.deps import Context, Reader, RowId
+from platone_bal.domain.decisions import typed_data
 from platone_bal.domain.grants import (
     Grant,
     GrantConflict,
@@ -226,3 +227,40 @@ def list_producers(ctx: Context, who: Reader) -> list[ProducerOut]:
             )
         )
     return answer
+
+
+@router.get("/grants/{grant_id}/evidence")
+def grant_evidence(grant_id: RowId, ctx: Context, who: Reader) -> dict[str, Any]:
+    """Each decision on the grant as recorded in SubscriptionRegistry: who decided, the
+    EIP-712 data they signed, the signature and the transaction, so a third party can
+    recover the signer and find the record on chain."""
+    try:
+        ctx.grants.get(grant_id, who.user)
+    except GrantNotFound as error:
+        raise _errors_as_http(error) from None
+    items = []
+    for stored in ctx.store.decisions(grant_id):
+        decision = stored.decision
+        items.append(
+            {
+                "status": decision.status,
+                "decided_by": decision.decided_by,
+                "provider": decision.provider,
+                "consumer": decision.consumer,
+                "topic": decision.topic,
+                "timestamp": decision.timestamp,
+                "signer": stored.signer,
+                "signature": stored.signature,
+                "transactionHash": stored.tx,
+                "block": stored.block,
+                "chain_id": stored.chain_id,
+                "contract": stored.contract,
+                "error": stored.error,
+                "typed_data": (
+                    typed_data(decision, stored.chain_id, stored.contract)
+                    if stored.chain_id is not None and stored.contract is not None
+                    else None
+                ),
+            }
+        )
+    return {"grant_id": grant_id, "decisions": items}

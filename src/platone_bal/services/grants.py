@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from platone_bal.domain.decisions import Decision, grant_topic
 from platone_bal.domain.grants import (
     Access,
     Grant,
@@ -65,7 +66,7 @@ class GrantService:
             decided_by=consumer.username,
         )
         self.version += 1
-        return self.store.add_grant(grant)
+        return self.store.add_grant(grant, self._decision(grant, consumer.username))
 
     def get(self, grant_id: int, user: User) -> Grant:
         grant = self.store.grant(grant_id)
@@ -83,20 +84,37 @@ class GrantService:
         expires: datetime | None = None,
     ) -> Grant:
         grant = self.get(grant_id, producer)
-        return self._save(grant.accept(producer.username, self.clock(), narrowed, expires))
+        return self._save(
+            grant.accept(producer.username, self.clock(), narrowed, expires), producer
+        )
 
     def refuse(self, grant_id: int, producer: User, reason: str | None = None) -> Grant:
         grant = self.get(grant_id, producer)
-        return self._save(grant.refuse(producer.username, self.clock(), reason))
+        return self._save(grant.refuse(producer.username, self.clock(), reason), producer)
 
     def revoke(self, grant_id: int, party: User, reason: str | None = None) -> Grant:
         grant = self.get(grant_id, party)
-        return self._save(grant.revoke(party.username, self.clock(), reason))
+        return self._save(grant.revoke(party.username, self.clock(), reason), party)
 
-    def _save(self, grant: Grant) -> Grant:
-        self.store.save_grant(grant)
+    def _save(self, grant: Grant, decided_by: User) -> Grant:
+        self.store.save_grant(grant, self._decision(grant, decided_by.username))
         self.version += 1
         return grant
+
+    def _decision(self, grant: Grant, decided_by: str) -> Decision:
+        """The decision that put `grant` in its status, for the on-chain record."""
+        provider = self.store.get_user(grant.producer)
+        consumer = self.store.get_user(grant.consumer)
+        assert provider is not None and consumer is not None
+        return Decision(
+            grant_id=grant.id,
+            status=grant.status,
+            decided_by=decided_by,
+            provider=provider.wallet,
+            consumer=consumer.wallet,
+            topic=grant_topic(grant),
+            timestamp=int(grant.modified.timestamp()),
+        )
 
     def grants_of(self, user: User) -> list[Grant]:
         return self.store.grants_of(user.username)
