@@ -122,6 +122,12 @@ class Store(Protocol):
 
     def has_role(self, role: Role) -> bool: ...
 
+    def update_user(
+        self, username: str, *, disabled: bool | None = None, password_hash: str | None = None
+    ) -> bool:
+        """Change a user's status or password hash; False when there is no such user."""
+        ...
+
     def add_grant(self, grant: Grant, decision: Decision) -> Grant:
         """Store a new grant and its request decision in one transaction; returns the
         grant with its id (the decision gets the same id)."""

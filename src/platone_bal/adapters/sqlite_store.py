@@ -258,6 +258,23 @@ class SqliteStore:
         )
         return [_user(row) for row in rows]
 
+    def update_user(
+        self, username: str, *, disabled: bool | None = None, password_hash: str | None = None
+    ) -> bool:
+        """Change a user's status or password hash; False when there is no such user."""
+        with self._transaction() as db:
+            found = db.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone()
+            if disabled is not None:
+                db.execute(
+                    "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username)
+                )
+            if password_hash is not None:
+                db.execute(
+                    "UPDATE users SET password_hash = ? WHERE username = ?",
+                    (password_hash, username),
+                )
+        return found is not None
+
     def has_role(self, role: Role) -> bool:
         row = (
             self._connection()

@@ -40,6 +40,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     install_gateway(api, context, gateway or GatewayConfig())
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)
+    api.include_router(routes_users.me)
     api.include_router(routes_clients.router)
     api.include_router(routes_grants.router)
     api.include_router(routes_ingest.router)

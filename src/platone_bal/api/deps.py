@@ -89,6 +89,8 @@ SQLITE_MAX = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=SQLITE_MAX, description="Row id")]
 """A path id the store can hold (SQLite integers are 64-bit)."""
 
+Signed = Annotated[Principal, Security(principal)]
+"""Any valid token, whatever its scopes."""
 Reader = Annotated[Principal, Security(principal, scopes=[Scope.READ.value])]
 Ingester = Annotated[Principal, Security(principal, scopes=[Scope.INGEST.value])]
 Verifier = Annotated[Principal, Security(principal, scopes=[Scope.VERIFY.value])]

@@ -30,8 +30,7 @@ class UserService:
             raise InvalidUser(
                 "username must be 1-64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
             )
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidUser(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        self._check_password(password)
         if self.store.get_user(username) is not None:
             raise UserExists(f"user {username!r} exists")
         wallet, keystore = self.wallets.create()
@@ -49,6 +48,32 @@ class UserService:
         if not verify_password(user.password_hash, password) or user.disabled:
             return None
         return user
+
+    def set_disabled(self, username: str, disabled: bool, by: User) -> None:
+        """Disable or enable a user; its tokens, MQTT logins and clients stop or resume
+        at once (every check reads the store). An admin cannot disable itself."""
+        if disabled and username == by.username:
+            raise InvalidUser("an admin cannot disable its own account")
+        if not self.store.update_user(username, disabled=disabled):
+            raise LookupError(f"no user {username!r}")
+
+    def reset_password(self, username: str, password: str) -> None:
+        """An admin sets a new password (e.g. for a user who lost theirs)."""
+        self._check_password(password)
+        if not self.store.update_user(username, password_hash=hash_password(password)):
+            raise LookupError(f"no user {username!r}")
+
+    def change_password(self, user: User, current: str, new: str) -> None:
+        """A user changes its own password, proving it knows the current one."""
+        if not verify_password(user.password_hash, current):
+            raise InvalidUser("the current password is wrong")
+        self._check_password(new)
+        self.store.update_user(user.username, password_hash=hash_password(new))
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidUser(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
 
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the first admin if there is none; returns a generated password to show once."""
