@@ -33,6 +33,7 @@ from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
 from platone_bal.services.decision_recorder import DecisionRecorder
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
@@ -87,6 +88,7 @@ class Node:
         self.keys = NodeKeys(settings.keys_dir, self.wallets)
         self.users = UserService(self.store, self.wallets)
         self.grants = GrantService(self.store, now)
+        self.devices = DeviceService(self.store, now)
         self.checkpointer = Checkpointer(
             self.store,
             log_id=settings.log_id,
@@ -115,6 +117,7 @@ class Node:
                 ClientService(self.store),
                 self.ingest,
                 self.grants,
+                self.devices,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
@@ -159,7 +162,13 @@ class Node:
             if settings.broker == "embedded":
                 port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
                 broker = EmbeddedBroker(
-                    settings.bind, port, self.users, self.ingest, self.grants, tls=settings.tls
+                    settings.bind,
+                    port,
+                    self.users,
+                    self.ingest,
+                    self.grants,
+                    self.devices,
+                    tls=settings.tls,
                 )
                 await broker.start()
                 sink: CertifiedSink = broker.sink(asyncio.get_running_loop())

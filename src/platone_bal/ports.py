@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
+from platone_bal.domain.devices import Device
 from platone_bal.domain.grants import Grant, Slice
 from platone_bal.domain.merkle import NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
@@ -161,6 +162,16 @@ class Store(Protocol):
     def accepted_grants(self, consumer: str) -> list[Grant]:
         """The consumer's accepted grants (some may have expired since)."""
         ...
+
+    def add_device(self, device: Device) -> None:
+        """Store a new device; UserExists if the producer already has that id."""
+        ...
+
+    def get_device(self, producer: str, device_id: str) -> Device | None: ...
+
+    def list_devices(self, producer: str | None = None) -> list[Device]: ...
+
+    def disable_device(self, producer: str, device_id: str) -> bool: ...
 
     def add_client(self, client: Client) -> None: ...
 

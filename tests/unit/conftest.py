@@ -11,6 +11,7 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.services.clients import ClientService
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
@@ -24,7 +25,13 @@ def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
     users.ensure_admin("admin-pass-1")
     ingest = IngestService(store, log_id="bal-main", max_payload_bytes=MAX_PAYLOAD)
     context = ApiContext(
-        store, users, TokenSigner(KEY, 600), ClientService(store), ingest, GrantService(store, now)
+        store,
+        users,
+        TokenSigner(KEY, 600),
+        ClientService(store),
+        ingest,
+        GrantService(store, now),
+        DeviceService(store, now),
     )
     ingest.start()
     with TestClient(create_api(context)) as test_client:

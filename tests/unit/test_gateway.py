@@ -15,6 +15,7 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
@@ -28,7 +29,13 @@ def app_with(store: SqliteStore, users: UserService, config: GatewayConfig) -> T
     users.ensure_admin("admin-pass-1")
     ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16)
     context = ApiContext(
-        store, users, TokenSigner(KEY, 600), ClientService(store), ingest, GrantService(store, now)
+        store,
+        users,
+        TokenSigner(KEY, 600),
+        ClientService(store),
+        ingest,
+        GrantService(store, now),
+        DeviceService(store, now),
     )
     return TestClient(create_api(context, config))
 

@@ -22,6 +22,7 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.users import Role, Scope
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.users import UserService
@@ -44,7 +45,13 @@ def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
     )
     checkpointer.checkpoint_now()
     context = ApiContext(
-        store, users, TokenSigner(KEY, 600), ClientService(store), ingest, GrantService(store, now)
+        store,
+        users,
+        TokenSigner(KEY, 600),
+        ClientService(store),
+        ingest,
+        GrantService(store, now),
+        DeviceService(store, now),
     )
     app = create_api(context, GatewayConfig(rate=1e9, burst=10**9))
     token = TokenSigner(KEY, 600).issue("admin", frozenset(Scope))

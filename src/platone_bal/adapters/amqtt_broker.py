@@ -21,9 +21,11 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import ApplicationMessage, Session
 
+from platone_bal.domain.devices import device_publish_refusal, parse_device_login
 from platone_bal.domain.grants import Access
 from platone_bal.domain.messages import Channel
 from platone_bal.domain.users import Role, publish_refusal, subscription_refusal
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import Delivery, IngestService, now
 from platone_bal.services.users import UserService
@@ -39,19 +41,36 @@ this bounds how late an expiry is noticed)."""
 class BrokerGate:
     """What the plugins share: who is logged in on which client id, and where data goes."""
 
-    def __init__(self, users: UserService, ingest: IngestService, grants: GrantService) -> None:
+    def __init__(
+        self,
+        users: UserService,
+        ingest: IngestService,
+        grants: GrantService,
+        devices: DeviceService,
+    ) -> None:
         self.users = users
         self.ingest = ingest
         self.grants = grants
+        self.devices = devices
         self._access: dict[str, tuple[int, float, Access]] = {}
         # client id -> (username, role) of its last successful login. Entries are
         # overwritten, never removed: a late disconnect event must not erase a newer login.
-        self.sessions: dict[str, tuple[str, Role]] = {}
+        self.sessions: dict[str, tuple[str, Role | None]] = {}
+        """client id -> (login, role); devices (login NAME/DEVICE) have no role."""
 
     async def authenticate(self, session: Session) -> bool:
         if not session.username or session.password is None or not session.client_id:
             log.warning("MQTT connect refused: no credentials (client %r)", session.client_id)
             return False
+        if parse_device_login(session.username) is not None:
+            device = await asyncio.to_thread(
+                self.devices.authenticate, session.username, str(session.password)
+            )
+            if device is None:
+                log.warning("MQTT connect refused for device %r", session.username)
+                return False
+            self.sessions[session.client_id] = (session.username, None)
+            return True
         user = await asyncio.to_thread(
             self.users.authenticate, session.username, str(session.password)
         )
@@ -64,10 +83,19 @@ class BrokerGate:
     def who(self, client_id: str | None) -> tuple[str | None, Role | None]:
         return self.sessions.get(client_id or "", (None, None))
 
+    @staticmethod
+    def publish_refusal(username: str | None, role: Role | None, topic: str) -> str | None:
+        device = parse_device_login(username)
+        if device is not None:
+            return device_publish_refusal(*device, topic)
+        return publish_refusal(username, role, topic)
+
     def allowed(self, session: Session, topic: str, action: Action) -> bool:
         username, role = self.who(session.client_id)
         if action is Action.PUBLISH:
-            return publish_refusal(username, role, topic) is None
+            return self.publish_refusal(username, role, topic) is None
+        if parse_device_login(username) is not None:
+            return False  # devices publish; they read nothing
         if subscription_refusal(username, role, topic) is None:
             return True
         if role is not Role.CONSUMER or username is None:
@@ -97,7 +125,7 @@ class BrokerGate:
                 payload=bytes(message.data or b""),
                 received=now(),
                 sender=username,
-                refusal=publish_refusal(username, role, message.topic),
+                refusal=self.publish_refusal(username, role, message.topic),
             )
         )
 
@@ -151,9 +179,10 @@ class EmbeddedBroker:
         users: UserService,
         ingest: IngestService,
         grants: GrantService,
+        devices: DeviceService,
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        self.gate = BrokerGate(users, ingest, grants)
+        self.gate = BrokerGate(users, ingest, grants, devices)
         listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}"}
         if tls is not None:
             listener.update(ssl=True, certfile=str(tls[0]), keyfile=str(tls[1]))

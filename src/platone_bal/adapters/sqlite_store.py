@@ -19,6 +19,7 @@ from typing import Any
 
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
+from platone_bal.domain.devices import Device, DeviceKind
 from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.merkle import SHA3_256, Frontier, NodeReader
 from platone_bal.domain.messages import MessageRecord, SaveResult
@@ -90,6 +91,17 @@ CREATE TABLE IF NOT EXISTS decisions (
     error      TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_by_grant ON decisions (grant_id, id);
+-- A producer's devices; secret_hash is set when a device has MQTT credentials of its own.
+CREATE TABLE IF NOT EXISTS devices (
+    producer    TEXT NOT NULL REFERENCES users (username),
+    device_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    public_key  TEXT,
+    secret_hash TEXT,
+    created     TEXT NOT NULL,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (producer, device_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     id        INTEGER PRIMARY KEY,
     channel   TEXT NOT NULL,
@@ -315,6 +327,44 @@ class SqliteStore:
         """Disable a client for good; False when there is no such client."""
         with self._transaction() as db:
             cursor = db.execute("UPDATE clients SET disabled = 1 WHERE client_id = ?", (client_id,))
+        return cursor.rowcount > 0
+
+    # devices
+
+    def add_device(self, device: Device) -> None:
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    (
+                        device.producer,
+                        device.device_id,
+                        device.kind.value,
+                        device.public_key,
+                        device.secret_hash,
+                        format_time(device.created),
+                        int(device.disabled),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise UserExists(f"device {device.device_id!r} of {device.producer!r} exists") from None
+
+    def get_device(self, producer: str, device_id: str) -> Device | None:
+        query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE producer = ? AND device_id = ?"  # noqa: S608
+        row = self._connection().execute(query, (producer, device_id)).fetchone()
+        return _device(row) if row else None
+
+    def list_devices(self, producer: str | None = None) -> list[Device]:
+        where, params = ("producer = ?", (producer,)) if producer else ("1", ())
+        query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE {where} ORDER BY producer, device_id"  # noqa: S608
+        return [_device(row) for row in self._connection().execute(query, params)]
+
+    def disable_device(self, producer: str, device_id: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE devices SET disabled = 1 WHERE producer = ? AND device_id = ?",
+                (producer, device_id),
+            )
         return cursor.rowcount > 0
 
     # grants
@@ -785,6 +835,22 @@ def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
         clauses.append("r.time < ?")
         values.append(format_time(part.until))
     return "(" + " AND ".join(clauses) + ")", values
+
+
+_DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled"
+
+
+def _device(row: tuple[Any, ...]) -> Device:
+    producer, device_id, kind, public_key, secret_hash, created, disabled = row
+    return Device(
+        producer,
+        device_id,
+        DeviceKind(kind),
+        parse_time(created),
+        public_key,
+        secret_hash,
+        bool(disabled),
+    )
 
 
 _DECISION_COLUMNS = (

@@ -13,6 +13,7 @@ from platone_bal.api import (
     routes_auth,
     routes_certification,
     routes_clients,
+    routes_devices,
     routes_grants,
     routes_ingest,
     routes_readings,
@@ -42,6 +43,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     api.include_router(routes_users.router)
     api.include_router(routes_users.me)
     api.include_router(routes_clients.router)
+    api.include_router(routes_devices.router)
     api.include_router(routes_grants.router)
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)

@@ -9,6 +9,7 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.proof import AnchorLookup
 from platone_bal.ports import Store
 from platone_bal.services.clients import ClientService
+from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
@@ -22,5 +23,6 @@ class ApiContext:
     clients: ClientService
     ingest: IngestService
     grants: GrantService
+    devices: DeviceService
     anchor_lookup: Callable[[], AnchorLookup | None] = lambda: None
     """Checks anchors on the node's own chain and registry; None until the chain is open."""

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from platone_bal import metrics
 from platone_bal.codecs import DecodeError, decode
+from platone_bal.domain.devices import device_publish_refusal, parse_device_login
 from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
 from platone_bal.domain.messages import Channel, MessageRecord, ReadingRecord, SaveResult
 from platone_bal.domain.readings import implausible_time
@@ -159,8 +160,9 @@ class IngestService:
         record = MessageRecord(
             channel=delivery.channel,
             topic=delivery.topic,
-            # A refused payload belongs to whoever sent it, not to the topic it aimed at.
-            producer=delivery.sender or producer_name,
+            # A refused payload belongs to whoever sent it (a device: to its producer),
+            # not to the topic it aimed at.
+            producer=_owner_of(delivery.sender) or producer_name,
             sender=delivery.sender,
             digest=message_digest(payload),
             size=len(payload),
@@ -185,7 +187,14 @@ class IngestService:
         record.format = decoded.format
         record.rejections.extend(decoded.problems)
         source = Source(decoded.format, record.digest, delivery.received)
+        device = parse_device_login(delivery.sender)
         for reading in decoded.readings:
+            if device is not None and reading.device != device[1]:
+                record.rejections.append(
+                    f"{reading.device} {reading.measurand}: device {delivery.sender!r} "
+                    "may send only its own readings"
+                )
+                continue
             why = implausible_time(reading.time, delivery.received)
             if why is not None:
                 record.rejections.append(f"{reading.device} {reading.measurand}: {why}")
@@ -213,7 +222,15 @@ class IngestService:
             return f"payload of {size} bytes exceeds the limit of {self.max_payload_bytes}"
         if producer_name is None:
             return f"topic {delivery.topic!r} is not under platone/<producer>"
-        if delivery.sender is not None and delivery.sender != producer_name:
+        device = parse_device_login(delivery.sender)
+        if device is not None:
+            refusal = device_publish_refusal(*device, delivery.topic)
+            if refusal is not None:
+                return refusal
+            stored = self.store.get_device(*device)
+            if stored is None or stored.disabled:
+                return f"device {delivery.sender!r} is unknown or disabled"
+        elif delivery.sender is not None and delivery.sender != producer_name:
             return f"{delivery.sender!r} may not publish on {delivery.topic!r}"
         if producer_name not in producers:
             producers[producer_name] = self.store.get_user(producer_name)
@@ -225,6 +242,11 @@ class IngestService:
         if producer.disabled:
             return f"producer {producer_name!r} is disabled"
         return None
+
+
+def _owner_of(sender: str | None) -> str | None:
+    device = parse_device_login(sender)
+    return device[0] if device is not None else sender
 
 
 def now() -> datetime:

@@ -1,0 +1,102 @@
+"""/v1/devices: a producer's meters, PMUs and Light Nodes, and their MQTT credentials."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from platone_bal.api.deps import Context, Ingester, Principal, Reader
+from platone_bal.domain.devices import Device, DeviceKind
+from platone_bal.domain.readings import format_time
+from platone_bal.domain.users import Role, User
+from platone_bal.ports import UserExists
+from platone_bal.services.devices import InvalidDevice
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+class NewDevice(BaseModel):
+    device_id: str = Field(examples=["meter0042"])
+    kind: DeviceKind
+    public_key: str | None = Field(default=None, max_length=200)
+    mqtt_credentials: bool = Field(
+        default=False, description="Give the device its own MQTT login NAME/DEVICE"
+    )
+    producer: str | None = Field(default=None, description="Admins: whose device it is")
+
+
+class DeviceOut(BaseModel):
+    producer: str
+    device_id: str
+    kind: DeviceKind
+    public_key: str | None
+    topic: str = Field(description="Where the device publishes: platone/NAME/DEVICE")
+    mqtt_username: str | None
+    created: str
+    disabled: bool
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        return cls(
+            producer=device.producer,
+            device_id=device.device_id,
+            kind=device.kind,
+            public_key=device.public_key,
+            topic=device.topic,
+            mqtt_username=device.login,
+            created=format_time(device.created),
+            disabled=device.disabled,
+        )
+
+
+class RegisteredDevice(DeviceOut):
+    mqtt_password: str | None = Field(description="Shown once; only its argon2 hash is kept")
+
+
+def _owner(ctx: Context, who: Principal, producer: str | None) -> User:
+    """The producer whose devices these are: yourself, or anyone's for an admin."""
+    if who.user.role is Role.ADMIN and producer is not None:
+        owner = ctx.store.get_user(producer)
+        if owner is None:
+            raise HTTPException(404, f"no producer {producer!r}")
+        return owner
+    if who.user.role is not Role.PRODUCER or producer not in (None, who.user.username):
+        raise HTTPException(403, "devices belong to producers")
+    return who.user
+
+
+@router.post("", status_code=201, response_model=RegisteredDevice)
+def register_device(body: NewDevice, ctx: Context, who: Ingester) -> RegisteredDevice:
+    """Register a device; with `mqtt_credentials` it may publish under its own topic."""
+    owner = _owner(ctx, who, body.producer)
+    try:
+        device, secret = ctx.devices.register(
+            owner, body.device_id, body.kind, body.public_key, body.mqtt_credentials
+        )
+    except InvalidDevice as error:
+        raise HTTPException(422, str(error)) from None
+    except UserExists as error:
+        raise HTTPException(409, str(error)) from None
+    return RegisteredDevice(**DeviceOut.of(device).model_dump(), mqtt_password=secret)
+
+
+@router.get("", response_model=list[DeviceOut])
+def list_devices(ctx: Context, who: Reader) -> list[DeviceOut]:
+    """Your devices (admins: everyone's)."""
+    if who.user.role is Role.CONSUMER:
+        raise HTTPException(403, "devices belong to producers")
+    producer = None if who.user.role is Role.ADMIN else who.user.username
+    return [DeviceOut.of(device) for device in ctx.store.list_devices(producer)]
+
+
+@router.post("/{device_id}/disable", response_model=DeviceOut)
+def disable_device(
+    device_id: str, ctx: Context, who: Ingester, producer: str | None = None
+) -> DeviceOut:
+    """Disable a device: its MQTT login and publishes are refused from now on."""
+    owner = _owner(ctx, who, producer)
+    if not ctx.store.disable_device(owner.username, device_id):
+        raise HTTPException(404, f"no device {device_id!r} of {owner.username!r}")
+    device = ctx.store.get_device(owner.username, device_id)
+    assert device is not None
+    return DeviceOut.of(device)
