@@ -22,7 +22,7 @@ from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
-from platone_bal.adapters.web3_chain import Web3GrantLedger
+from platone_bal.adapters.web3_chain import Web3DeviceRegistry, Web3GrantLedger
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
@@ -108,6 +108,7 @@ class Node:
         )
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
+        self.device_ledger: Web3DeviceRegistry | None = None
         self.anchorer: Anchorer | None = None
         self.api = create_api(
             ApiContext(
@@ -119,6 +120,7 @@ class Node:
                 self.grants,
                 self.devices,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
+                device_ledger=lambda: self.device_ledger,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
         )
@@ -146,6 +148,9 @@ class Node:
             self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
         )
         chain = self.chain.chain
+        self.device_ledger = Web3DeviceRegistry(
+            chain.w3, chain.deployment, self.keys["chain-admin"].private_key
+        )
         recorder_key = self.keys["anchorer"].private_key
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets

@@ -112,6 +112,16 @@ class GrantLedger(Protocol):
     def reachable(self) -> bool: ...
 
 
+class DeviceLedger(Protocol):
+    """Device keys on chain (DeviceRegistry); only the registry's admin may change them."""
+
+    def register(self, device_key: bytes, key: str, owner: str) -> str:
+        """Register (or, after a revoke, rotate) a device key; the transaction hash."""
+        ...
+
+    def revoke(self, device_key: bytes) -> str: ...
+
+
 class Store(Protocol):
     """The Shared Customer Database: users, raw messages, readings, rejections."""
 
@@ -172,6 +182,8 @@ class Store(Protocol):
     def list_devices(self, producer: str | None = None) -> list[Device]: ...
 
     def disable_device(self, producer: str, device_id: str) -> bool: ...
+
+    def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None: ...
 
     def add_client(self, client: Client) -> None: ...
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from eth_account import Account
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
-from platone_bal.domain.devices import device_publish_refusal, parse_device_login
+from platone_bal.domain.devices import device_publish_refusal, key_address, parse_device_login
 from platone_bal.ports import ReadingQuery, RejectionQuery
 from platone_bal.services.ingest import IngestService
 from tests.conftest import SAMPLE_PMU
@@ -91,3 +92,21 @@ def test_device_logins_and_topics() -> None:
     assert device_publish_refusal("producer1", "pmu1", "platone/producer1/pmu1/x") is None
     assert device_publish_refusal("producer1", "pmu1", "platone/producer1/pmu10") is not None
     assert device_publish_refusal("producer1", "pmu1", "platone/producer1") is not None
+
+
+def test_device_keys_are_addresses_or_uncompressed_public_keys(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    account = Account.create()
+    public = account._key_obj.public_key.to_hex()  # 64 bytes, 0x-prefixed
+    assert key_address(account.address) == account.address
+    assert key_address(public) == account.address
+    assert key_address("0x04" + public[2:]) == account.address
+    assert key_address("0x1234") is None and key_address("zz") is None
+    producer = add_user(client, admin, "producer1", "producer")
+    bad = client.post(
+        "/v1/devices",
+        json={"device_id": "m1", "kind": "meter", "public_key": "0x1234"},
+        headers=producer,
+    )
+    assert bad.status_code == 422 and "public_key" in bad.json()["detail"]

@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS devices (
     secret_hash TEXT,
     created     TEXT NOT NULL,
     disabled    INTEGER NOT NULL DEFAULT 0,
+    chain_tx    TEXT,
     PRIMARY KEY (producer, device_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
@@ -335,7 +336,7 @@ class SqliteStore:
         try:
             with self._transaction() as db:
                 db.execute(
-                    f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                     (
                         device.producer,
                         device.device_id,
@@ -344,6 +345,7 @@ class SqliteStore:
                         device.secret_hash,
                         format_time(device.created),
                         int(device.disabled),
+                        device.chain_tx,
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -358,6 +360,13 @@ class SqliteStore:
         where, params = ("producer = ?", (producer,)) if producer else ("1", ())
         query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE {where} ORDER BY producer, device_id"  # noqa: S608
         return [_device(row) for row in self._connection().execute(query, params)]
+
+    def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE devices SET chain_tx = ? WHERE producer = ? AND device_id = ?",
+                (tx, producer, device_id),
+            )
 
     def disable_device(self, producer: str, device_id: str) -> bool:
         with self._transaction() as db:
@@ -837,11 +846,11 @@ def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
     return "(" + " AND ".join(clauses) + ")", values
 
 
-_DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled"
+_DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx"
 
 
 def _device(row: tuple[Any, ...]) -> Device:
-    producer, device_id, kind, public_key, secret_hash, created, disabled = row
+    producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx = row
     return Device(
         producer,
         device_id,
@@ -850,6 +859,7 @@ def _device(row: tuple[Any, ...]) -> Device:
         public_key,
         secret_hash,
         bool(disabled),
+        chain_tx,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.proof import AnchorLookup
-from platone_bal.ports import Store
+from platone_bal.ports import DeviceLedger, Store
 from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
@@ -26,3 +26,5 @@ class ApiContext:
     devices: DeviceService
     anchor_lookup: Callable[[], AnchorLookup | None] = lambda: None
     """Checks anchors on the node's own chain and registry; None until the chain is open."""
+    device_ledger: Callable[[], DeviceLedger | None] = lambda: None
+    """DeviceRegistry through the node's chain-admin account; None until the chain is open."""

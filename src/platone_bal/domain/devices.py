@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
 from platone_bal.domain.users import producer_topic
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -34,6 +37,8 @@ class Device:
     secret_hash: str | None = None
     """argon2 hash of its MQTT password, when it has credentials of its own."""
     disabled: bool = False
+    chain_tx: str | None = None
+    """Transaction of its latest DeviceRegistry change (key registered or revoked)."""
 
     @property
     def login(self) -> str | None:
@@ -67,3 +72,25 @@ def device_publish_refusal(producer: str, device_id: str, topic: str) -> str | N
     if topic == own or topic.startswith(own + "/"):
         return None
     return f"device {device_login(producer, device_id)!r} may publish only under {own}"
+
+
+def device_key(producer: str, device_id: str) -> bytes:
+    """The device's id in DeviceRegistry: keccak256 of `NAME/DEVICE`."""
+    return keccak(device_login(producer, device_id).encode("utf-8"))
+
+
+def key_address(public_key: str) -> str | None:
+    """The Ethereum address of a device key given as an address (0x + 40 hex) or an
+    uncompressed secp256k1 public key (64 bytes, optionally 04-prefixed); None if neither."""
+    text = public_key.removeprefix("0x")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    if len(raw) == 20:
+        return str(to_checksum_address(raw))
+    if len(raw) == 65 and raw[0] == 4:
+        raw = raw[1:]
+    if len(raw) == 64:
+        return str(to_checksum_address(keccak(raw)[-20:]))
+    return None

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from platone_bal.adapters.passwords import hash_password, verify_password
-from platone_bal.domain.devices import Device, DeviceKind, parse_device_login, valid_device_id
+from platone_bal.domain.devices import (
+    Device,
+    DeviceKind,
+    key_address,
+    parse_device_login,
+    valid_device_id,
+)
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import Store
 
@@ -37,6 +43,10 @@ class DeviceService:
             raise InvalidDevice(
                 "device id must be 1-64 of letters, digits, '_', '.', ':', '-' "
                 "(one MQTT topic level)"
+            )
+        if public_key is not None and key_address(public_key) is None:
+            raise InvalidDevice(
+                "public_key must be an Ethereum address or an uncompressed secp256k1 key (hex)"
             )
         secret = secrets.token_urlsafe(24) if credentials else None
         device = Device(
