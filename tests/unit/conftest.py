@@ -20,11 +20,9 @@ from tests.unit.test_api import KEY, login
 MAX_PAYLOAD = 64 * 1024
 
 
-@pytest.fixture
-def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
-    users.ensure_admin("admin-pass-1")
-    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=MAX_PAYLOAD)
-    context = ApiContext(
+def api_context(store: SqliteStore, users: UserService, ingest: IngestService) -> ApiContext:
+    """What the API needs, on a real store, without a chain."""
+    return ApiContext(
         store,
         users,
         TokenSigner(KEY, 600),
@@ -33,6 +31,13 @@ def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
         GrantService(store, now),
         DeviceService(store, now),
     )
+
+
+@pytest.fixture
+def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
+    users.ensure_admin("admin-pass-1")
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=MAX_PAYLOAD)
+    context = api_context(store, users, ingest)
     ingest.start()
     with TestClient(create_api(context)) as test_client:
         yield test_client

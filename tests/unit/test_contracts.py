@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
@@ -22,6 +23,7 @@ from platone_bal.adapters.web3_chain import (
     deploy_contracts,
 )
 from platone_bal.domain.checkpoint import log_key
+from platone_bal.domain.decisions import CONTRACT_STATUS, Decision, typed_data
 
 ADMIN = Account.create()
 ANCHORER = Account.create()
@@ -140,42 +142,24 @@ REQUESTED, ACCEPTED, REFUSED, REVOKED = 1, 2, 3, 4
 def decision_signature(
     w3: Web3, address: str, signer: Any, grant_id: int, provider: str, consumer: str, status: int
 ) -> tuple[bytes, int]:
+    """The deciding user's signature over the domain's EIP-712 typed data (the BAL's own
+    `typed_data`, so these tests also hold it to the contract's digest)."""
     timestamp = 1_800_000_000 + grant_id * 10 + status
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Decision": [
-                {"name": "grantId", "type": "uint256"},
-                {"name": "provider", "type": "address"},
-                {"name": "consumer", "type": "address"},
-                {"name": "topic", "type": "string"},
-                {"name": "status", "type": "uint8"},
-                {"name": "timestamp", "type": "uint64"},
-            ],
-        },
-        "primaryType": "Decision",
-        "domain": {
-            "name": "PlatoneBAL SubscriptionRegistry",
-            "version": "1",
-            "chainId": w3.eth.chain_id,
-            "verifyingContract": address,
-        },
-        "message": {
-            "grantId": grant_id,
-            "provider": provider,
-            "consumer": consumer,
-            "topic": "certified/producer1/#",
-            "status": status,
-            "timestamp": timestamp,
-        },
-    }
+    decision = Decision(
+        grant_id=grant_id,
+        status=STATUS_OF[status],
+        decided_by="",
+        provider=provider,
+        consumer=consumer,
+        topic="certified/producer1/#",
+        timestamp=timestamp,
+    )
+    typed = typed_data(decision, w3.eth.chain_id, address)
     signed = Account.sign_message(encode_typed_data(full_message=typed), signer.key)
     return bytes(signed.signature), timestamp
+
+
+STATUS_OF = {number: status for status, number in CONTRACT_STATUS.items()}
 
 
 def test_grant_decisions_need_the_deciding_users_eip712_signature(
@@ -204,7 +188,12 @@ def test_grant_decisions_need_the_deciding_users_eip712_signature(
     digest = registry.functions.decisionDigest(
         1, provider.address, consumer.address, topic, REQUESTED, timestamp
     ).call()
-    assert len(digest) == 32
+    decision = Decision(
+        1, STATUS_OF[REQUESTED], "", provider.address, consumer.address, topic, timestamp
+    )
+    typed = typed_data(decision, w3.eth.chain_id, address)
+    signable = encode_typed_data(full_message=typed)
+    assert bytes(digest) == keccak(b"\x19" + signable.version + signable.header + signable.body)
 
     with pytest.raises(ChainError, match="NotRecorder"):
         record(1, consumer, REQUESTED, sender=as_(w3, STRANGER))

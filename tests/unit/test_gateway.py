@@ -9,18 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
-from platone_bal.api import ApiContext, create_api
+from platone_bal.api import create_api
 from platone_bal.api.gateway import GatewayConfig, RateLimiter
-from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.services.checkpointer import Checkpointer
-from platone_bal.services.clients import ClientService
-from platone_bal.services.devices import DeviceService
-from platone_bal.services.grants import GrantService
-from platone_bal.services.ingest import IngestService, now
+from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU
-from tests.unit.test_api import KEY, add_user, login, publish
+from tests.unit.conftest import api_context
+from tests.unit.test_api import add_user, login, publish
 from tests.unit.test_checkpoints import KEY as SIGNING_KEY
 from tests.unit.test_ingest import NOW
 
@@ -28,15 +25,7 @@ from tests.unit.test_ingest import NOW
 def app_with(store: SqliteStore, users: UserService, config: GatewayConfig) -> TestClient:
     users.ensure_admin("admin-pass-1")
     ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16)
-    context = ApiContext(
-        store,
-        users,
-        TokenSigner(KEY, 600),
-        ClientService(store),
-        ingest,
-        GrantService(store, now),
-        DeviceService(store, now),
-    )
+    context = api_context(store, users, ingest)
     return TestClient(create_api(context, config))
 
 

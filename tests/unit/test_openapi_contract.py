@@ -16,17 +16,15 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
-from platone_bal.api import ApiContext, create_api
+from platone_bal.api import create_api
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.users import Role, Scope
 from platone_bal.services.checkpointer import Checkpointer
-from platone_bal.services.clients import ClientService
-from platone_bal.services.devices import DeviceService
-from platone_bal.services.grants import GrantService
-from platone_bal.services.ingest import IngestService, now
+from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.unit.conftest import api_context
 from tests.unit.test_api import KEY
 from tests.unit.test_checkpoints import KEY as SIGNING_KEY
 from tests.unit.test_ingest import NOW, delivery
@@ -44,15 +42,7 @@ def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
         store, log_id="bal-main", private_key=SIGNING_KEY, clock=lambda: NOW
     )
     checkpointer.checkpoint_now()
-    context = ApiContext(
-        store,
-        users,
-        TokenSigner(KEY, 600),
-        ClientService(store),
-        ingest,
-        GrantService(store, now),
-        DeviceService(store, now),
-    )
+    context = api_context(store, users, ingest)
     app = create_api(context, GatewayConfig(rate=1e9, burst=10**9))
     token = TokenSigner(KEY, 600).issue("admin", frozenset(Scope))
     return app, ingest, {"Authorization": f"Bearer {token}"}
