@@ -28,8 +28,10 @@ from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
+from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import CertifiedSink
 from platone_bal.services.anchorer import Anchorer
+from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
 from platone_bal.services.decision_recorder import DecisionRecorder
@@ -89,6 +91,14 @@ class Node:
         self.users = UserService(self.store, self.wallets)
         self.grants = GrantService(self.store, now)
         self.devices = DeviceService(self.store, now)
+        self.audit_checkpointer = Checkpointer(
+            self.store,
+            log_id=AUDIT_LOG,
+            private_key=self.keys["log-signer"].private_key,
+            clock=now,
+            min_interval=settings.checkpoint_interval,
+        )
+        self.audit = AuditTrail(self.store, now, on_append=self.audit_checkpointer.log_grew)
         self.checkpointer = Checkpointer(
             self.store,
             log_id=settings.log_id,
@@ -119,6 +129,7 @@ class Node:
                 self.ingest,
                 self.grants,
                 self.devices,
+                self.audit,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
                 device_ledger=lambda: self.device_ledger,
             ),
@@ -155,8 +166,13 @@ class Node:
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets
         )
+        audit_anchorer = Anchorer(
+            self.store, self.chain.chain, log_id=AUDIT_LOG, interval=settings.anchor_interval
+        )
         self.checkpointer.start()
+        self.audit_checkpointer.start()
         self.anchorer.start()
+        audit_anchorer.start()
         decisions.start()
         self.ingest.start()
         broker: EmbeddedBroker | None = None
@@ -230,7 +246,9 @@ class Node:
                 await broker.stop()
             await asyncio.to_thread(self.ingest.stop)
             await asyncio.to_thread(self.checkpointer.stop)
+            await asyncio.to_thread(self.audit_checkpointer.stop)
             await asyncio.to_thread(self.anchorer.stop)
+            await asyncio.to_thread(audit_anchorer.stop)
             await asyncio.to_thread(decisions.stop)
             self.chain.close()
             self.store.close()

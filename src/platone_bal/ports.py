@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from platone_bal.domain.audit import AuditEntry
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device
@@ -172,6 +173,15 @@ class Store(Protocol):
     def accepted_grants(self, consumer: str) -> list[Grant]:
         """The consumer's accepted grants (some may have expired since)."""
         ...
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> int:
+        """Append entries to the bal-audit log in one transaction; its new size."""
+        ...
+
+    def audit_entries(
+        self, *, who: str | None = None, producer: str | None = None, after: int = -1,
+        limit: int = 100,
+    ) -> list[tuple[int, bytes]]: ...  # fmt: skip
 
     def add_device(self, device: Device) -> None:
         """Store a new device; UserExists if the producer already has that id."""

@@ -82,7 +82,7 @@ def test_a_published_reading_gets_an_anchored_proof_that_verifies(
     assert "FAIL leaf" in tampered.output and "INVALID" in tampered.output
 
     # the anchors listing and checkpoint listing show the same transaction
-    anchors = node.get("/v1/anchors")["items"]
+    anchors = node.get("/v1/anchors", log="bal-main")["items"]
     assert bundle["anchor"]["tx"] in [a["tx"] for a in anchors]  # type: ignore[union-attr]
     checkpoints = node.get("/v1/logs/bal-main/checkpoints")["items"]
     assert any(c["anchor"] == bundle["anchor"] for c in checkpoints)  # type: ignore[union-attr,index]
@@ -94,8 +94,10 @@ def test_a_published_reading_gets_an_anchored_proof_that_verifies(
 
 def test_rpc_answers_the_read_only_methods_and_refuses_writes(node: NodeThread) -> None:
     publish(node, SAMPLE_PMU)
-    wait_for(lambda: bool(node.get("/v1/anchors")["items"]), timeout=30, what="an anchor")
-    anchor = node.get("/v1/anchors")["items"][0]  # type: ignore[index]
+    wait_for(
+        lambda: bool(node.get("/v1/anchors", log="bal-main")["items"]), timeout=30, what="an anchor"
+    )
+    anchor = node.get("/v1/anchors", log="bal-main")["items"][0]  # type: ignore[index]
     url = f"http://127.0.0.1:{node.settings.chain_rpc_port}"
 
     def call(method: str, *params: Any) -> Any:
@@ -119,7 +121,9 @@ def test_rpc_answers_the_read_only_methods_and_refuses_writes(node: NodeThread) 
 
 def test_audit_names_the_index_of_a_changed_value(node: NodeThread) -> None:
     publish(node, SAMPLE_XML, SAMPLE_PMU)
-    wait_for(lambda: bool(node.get("/v1/anchors")["items"]), timeout=30, what="an anchor")
+    wait_for(
+        lambda: bool(node.get("/v1/anchors", log="bal-main")["items"]), timeout=30, what="an anchor"
+    )
     node.node.request_stop()
     node._thread.join(20)
     env = {"BAL_DATA_DIR": str(node.settings.data_dir), "BAL_CHAIN_RPC_PORT": "0"}

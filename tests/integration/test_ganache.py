@@ -85,7 +85,7 @@ def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
 
 
 def anchored_sizes(node: NodeThread) -> list[int]:
-    return [a["size"] for a in node.get("/v1/anchors")["items"]]  # type: ignore[union-attr,index]
+    return [a["size"] for a in node.get("/v1/anchors", log="bal-main")["items"]]  # type: ignore[union-attr,index]
 
 
 def test_deploy_anchor_survive_outage_and_node_restart(

@@ -78,3 +78,21 @@ def test_validate_transactions_and_verify_against_the_chain(tmp_path: Path) -> N
             headers=consumer,
         ).json()
         assert hidden["items"] == []  # the transaction is public, the data is not
+
+
+def test_the_access_audit_log_is_checkpointed_and_anchored(tmp_path: Path) -> None:
+    with NodeThread(tmp_path / "bal", anchor_interval=0.5) as node:
+        node.add_user("producer1", "secret-pass-1")
+        producer = node.token("producer1", "secret-pass-1")
+        node.http.post("/v1/ingest", content=SAMPLE_PMU, headers=producer).raise_for_status()
+        node.http.get("/v1/readings", headers=producer).raise_for_status()
+        entries = node.http.get("/v1/audit", headers=producer).json()["items"]
+        assert [e["action"] for e in entries] == ["readings.read"]
+
+        def anchored() -> bool:
+            found = node.get("/v1/anchors", log="bal-audit")["items"]
+            return bool(found)
+
+        wait_for(anchored, timeout=20, what="an anchor of bal-audit")
+        (checkpoint, *_) = node.get("/v1/logs/bal-audit/checkpoints")["items"]  # type: ignore[misc]
+        assert checkpoint["log"] == "bal-audit" and checkpoint["size"] >= 1

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
+from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
@@ -30,6 +31,7 @@ def api_context(store: SqliteStore, users: UserService, ingest: IngestService) -
         ingest,
         GrantService(store, now),
         DeviceService(store, now),
+        AuditTrail(store, now),
     )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device, DeviceKind
@@ -103,6 +104,16 @@ CREATE TABLE IF NOT EXISTS devices (
     chain_tx    TEXT,
     PRIMARY KEY (producer, device_id)
 ) WITHOUT ROWID;
+-- The access audit log (log bal-audit): one leaf per access or grant change; its Merkle
+-- nodes live in `nodes` like the readings' log.
+CREATE TABLE IF NOT EXISTS audit (
+    idx       INTEGER PRIMARY KEY,
+    time      TEXT NOT NULL,
+    who       TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    producers TEXT NOT NULL,
+    leaf      BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS messages (
     id        INTEGER PRIMARY KEY,
     channel   TEXT NOT NULL,
@@ -329,6 +340,60 @@ class SqliteStore:
         with self._transaction() as db:
             cursor = db.execute("UPDATE clients SET disabled = 1 WHERE client_id = ?", (client_id,))
         return cursor.rowcount > 0
+
+    # the access audit log
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> int:
+        """Append entries as leaves of bal-audit (rows and Merkle nodes in one
+        transaction); returns the log's new size."""
+        with self._transaction() as db:
+            frontier = Frontier.load(SHA3_256, _Nodes(db, AUDIT_LOG), self._log_size(db, AUDIT_LOG))
+            rows: list[tuple[Any, ...]] = []
+            nodes: list[tuple[str, int, int, bytes]] = []
+            for entry in entries:
+                raw = entry.leaf_bytes()
+                rows.append(
+                    (
+                        frontier.size,
+                        format_time(entry.time),
+                        entry.who,
+                        entry.action,
+                        " " + " ".join(entry.producers) + " ",
+                        raw,
+                    )
+                )
+                nodes.extend(
+                    (AUDIT_LOG, level, index, value)
+                    for level, index, value in frontier.append(SHA3_256.hash_leaf(raw))
+                )
+            db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO nodes (log, level, idx, hash) VALUES (?, ?, ?, ?)", nodes)
+            return frontier.size
+
+    def audit_entries(
+        self, *, who: str | None = None, producer: str | None = None, after: int = -1,
+        limit: int = 100,
+    ) -> list[tuple[int, bytes]]:  # fmt: skip
+        """(index, leaf bytes) of bal-audit after `after`, by `who` and/or concerning
+        `producer` (either matches when both are given)."""
+        clauses: list[str] = ["idx > ?"]
+        params: list[Any] = [after]
+        # `who` matches the user acting itself and through any of its platform clients
+        by_who = "(who = ? OR substr(who, 1, ?) = ?)"
+        if who is not None and producer is not None:
+            clauses.append(f"({by_who} OR instr(producers, ?) > 0)")
+            params += [who, len(who) + 5, f"{who} via ", f" {producer} "]
+        elif who is not None:
+            clauses.append(by_who)
+            params += [who, len(who) + 5, f"{who} via "]
+        elif producer is not None:
+            clauses.append("instr(producers, ?) > 0")
+            params.append(f" {producer} ")
+        rows = self._connection().execute(
+            f"SELECT idx, leaf FROM audit WHERE {' AND '.join(clauses)} ORDER BY idx LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+        return [(int(index), bytes(leaf)) for index, leaf in rows]
 
     # devices
 

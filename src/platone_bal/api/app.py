@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from platone_bal import __version__
 from platone_bal import metrics as node_metrics
 from platone_bal.api import (
+    audit,
     routes_auth,
     routes_certification,
     routes_clients,
@@ -45,6 +46,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     api.include_router(routes_clients.router)
     api.include_router(routes_devices.router)
     api.include_router(routes_grants.router)
+    api.include_router(audit.router)
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
     api.include_router(routes_certification.router)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.proof import AnchorLookup
 from platone_bal.ports import DeviceLedger, Store
+from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
@@ -24,6 +25,7 @@ class ApiContext:
     ingest: IngestService
     grants: GrantService
     devices: DeviceService
+    audit: AuditTrail
     anchor_lookup: Callable[[], AnchorLookup | None] = lambda: None
     """Checks anchors on the node's own chain and registry; None until the chain is open."""
     device_ledger: Callable[[], DeviceLedger | None] = lambda: None

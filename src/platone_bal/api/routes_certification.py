@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from platone_bal.api.access import access_of, may_read, query_slices
+from platone_bal.api.audit import audit
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import SQLITE_MAX, Context, Reader, RowId, Verifier
 from platone_bal.api.gateway import immutable_json
@@ -42,6 +43,7 @@ def reading_proof(reading_id: RowId, request: Request, ctx: Context, who: Reader
         bundle = proof_bundle(ctx.store, reading)
     except NotYetCertified as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
+    audit(ctx, request, who, "proof.read", [reading.producer], 1)
     if bundle["anchor"] is None:
         return JSONResponse(bundle, headers={"Cache-Control": "no-store"})
     return immutable_json(request, bundle)
@@ -126,6 +128,7 @@ def list_anchors(
 
 @router.get("/certifications")
 def certify_dataset(
+    request: Request,
     ctx: Context,
     who: Reader,
     device: str,
@@ -149,4 +152,5 @@ def certify_dataset(
     if len(readings) > MAX_DATASET:
         raise HTTPException(400, f"the dataset has more than {MAX_DATASET} readings; narrow it")
     dataset = {"device": device, "from": since, "to": until}
+    audit(ctx, request, who, "certification.read", (r.producer for r in readings), len(readings))
     return dataset_certification(ctx.store, readings, dataset)

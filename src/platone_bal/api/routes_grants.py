@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from platone_bal.api.deps import Context, Reader, RowId
+from platone_bal.api.audit import audit
+from platone_bal.api.deps import Context, Principal, Reader, RowId
 from platone_bal.domain.decisions import typed_data
 from platone_bal.domain.grants import (
     Grant,
@@ -106,6 +107,12 @@ def _answer(ctx: Context, grant: Grant) -> GrantOut:
     return GrantOut.of(grant, ctx.grants.clock())
 
 
+def _decided(ctx: Context, request: Request, who: Principal, grant: Grant) -> GrantOut:
+    """The answer to a grant change, which goes to the audit log first."""
+    audit(ctx, request, who, f"grant.{grant.status.value}", [grant.producer], 0)
+    return _answer(ctx, grant)
+
+
 def _errors_as_http(error: Exception) -> HTTPException:
     if isinstance(error, GrantNotFound):
         return HTTPException(404, str(error))
@@ -117,7 +124,7 @@ def _errors_as_http(error: Exception) -> HTTPException:
 
 
 @router.post("/grants", status_code=201, response_model=GrantOut, response_model_by_alias=True)
-def request_grant(body: GrantRequest, ctx: Context, who: Reader) -> GrantOut:
+def request_grant(body: GrantRequest, request: Request, ctx: Context, who: Reader) -> GrantOut:
     """A consumer asks a producer for (part of) its data."""
     try:
         grant = ctx.grants.request(
@@ -125,7 +132,7 @@ def request_grant(body: GrantRequest, ctx: Context, who: Reader) -> GrantOut:
         )
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
-    return _answer(ctx, grant)
+    return _decided(ctx, request, who, grant)
 
 
 @router.get("/grants", response_model=list[GrantOut], response_model_by_alias=True)
@@ -146,6 +153,7 @@ def get_grant(grant_id: RowId, ctx: Context, who: Reader) -> GrantOut:
 @router.post("/grants/{grant_id}/accept", response_model=GrantOut, response_model_by_alias=True)
 def accept_grant(
     grant_id: RowId,
+    request: Request,
     ctx: Context,
     who: Reader,
     narrowed: Annotated[
@@ -157,7 +165,7 @@ def accept_grant(
         grant = ctx.grants.get(grant_id, who.user)
         scope = None if narrowed is None else _narrowing(narrowed, grant.scope)
         expires = None if narrowed is None else narrowed.expires
-        return _answer(ctx, ctx.grants.accept(grant_id, who.user, scope, expires))
+        return _decided(ctx, request, who, ctx.grants.accept(grant_id, who.user, scope, expires))
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
 
@@ -176,23 +184,31 @@ def _narrowing(fields: ScopeFields, asked: Slice) -> Slice:
 
 @router.post("/grants/{grant_id}/refuse", response_model=GrantOut, response_model_by_alias=True)
 def refuse_grant(
-    grant_id: RowId, ctx: Context, who: Reader, body: Decision | None = None
+    grant_id: RowId,
+    request: Request,
+    ctx: Context,
+    who: Reader,
+    body: Decision | None = None,
 ) -> GrantOut:
     try:
         reason = body.reason if body else None
-        return _answer(ctx, ctx.grants.refuse(grant_id, who.user, reason))
+        return _decided(ctx, request, who, ctx.grants.refuse(grant_id, who.user, reason))
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut, response_model_by_alias=True)
 def revoke_grant(
-    grant_id: RowId, ctx: Context, who: Reader, body: Decision | None = None
+    grant_id: RowId,
+    request: Request,
+    ctx: Context,
+    who: Reader,
+    body: Decision | None = None,
 ) -> GrantOut:
     """Either side ends an accepted grant; REST and MQTT access stop at once."""
     try:
         reason = body.reason if body else None
-        return _answer(ctx, ctx.grants.revoke(grant_id, who.user, reason))
+        return _decided(ctx, request, who, ctx.grants.revoke(grant_id, who.user, reason))
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
 

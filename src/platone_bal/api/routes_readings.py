@@ -8,15 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from platone_bal.api.access import access_of, query_slices
+from platone_bal.api.audit import audit
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
-from platone_bal.api.deps import Context, Reader
+from platone_bal.api.deps import Context, Principal, Reader
 from platone_bal.domain.readings import InvalidReading, parse_time
-from platone_bal.domain.users import Role, User
+from platone_bal.domain.users import Role
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
 
 router = APIRouter(prefix="/v1", tags=["readings"])
@@ -62,11 +63,14 @@ class ReadingFilter(BaseModel):
     cursor: str | None = Field(default=None, description="next_cursor of the previous page")
 
 
-def find_readings(ctx: ApiContext, user: User, wanted: ReadingFilter) -> ReadingPage:
-    """One page of the readings `user` may see that match `wanted`, in log order."""
+def find_readings(
+    ctx: ApiContext, request: Request, who: Principal, wanted: ReadingFilter
+) -> ReadingPage:
+    """One page of the readings the caller may see that match `wanted`, in log order
+    (the access is recorded in the audit log)."""
     query = ReadingQuery(
         producer=wanted.producer,
-        slices=query_slices(access_of(ctx, user), wanted.producer),
+        slices=query_slices(access_of(ctx, who.user), wanted.producer),
         device=wanted.device,
         measurand=wanted.measurand,
         since=_time("from", wanted.since),
@@ -75,15 +79,16 @@ def find_readings(ctx: ApiContext, user: User, wanted: ReadingFilter) -> Reading
         limit=wanted.limit,
     )
     rows = ctx.store.readings(query)
+    audit(ctx, request, who, "readings.read", (r.producer for r in rows), len(rows))
     return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, wanted.limit))
 
 
 @router.get("/readings", response_model=ReadingPage)
 def list_readings(
-    ctx: Context, who: Reader, wanted: Annotated[ReadingFilter, Query()]
+    ctx: Context, request: Request, who: Reader, wanted: Annotated[ReadingFilter, Query()]
 ) -> ReadingPage:
     """Readings in log order; pass `next_cursor` back as `cursor` for the next page."""
-    return find_readings(ctx, who.user, wanted)
+    return find_readings(ctx, request, who, wanted)
 
 
 @router.get("/rejections", response_model=RejectionPage)

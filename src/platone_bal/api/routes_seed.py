@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from platone_bal.api.access import access_of, may_read, query_slices
+from platone_bal.api.audit import audit
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Principal, Reader, Verifier
@@ -70,13 +71,14 @@ def _items(data: dict[str, Any] | list[dict[str, Any]]) -> list[Any]:
 
 @get_and_post("/scd/getData", response_model=ReadingPage)
 def get_data(
+    request: Request,
     ctx: Context,
     who: Reader,
     wanted: Annotated[ReadingFilter, Query()],
     body: Annotated[ReadingFilter | None, Body(description="The seed's query object")] = None,
 ) -> ReadingPage:
     """Readings matching a query object (same as GET /v1/readings)."""
-    return find_readings(ctx, who.user, body or wanted)
+    return find_readings(ctx, request, who, body or wanted)
 
 
 @get_and_post(
@@ -84,12 +86,16 @@ def get_data(
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"example": "OK"}}}},
 )
-def validate_data(ctx: Context, who: Verifier, data: DataBody) -> PlainTextResponse:
+def validate_data(
+    request: Request, ctx: Context, who: Verifier, data: DataBody
+) -> PlainTextResponse:
     """`OK` when every reading given is exactly what was certified and anchored on chain,
     else `KO`; the `BAL-Reason` header says why (POST /v1/verify gives every detail)."""
     lookup = ctx.anchor_lookup()
     access = access_of(ctx, who.user)
-    for item in _items(data):
+    items = _items(data)
+    audit(ctx, request, who, "data.validate", (), len(items))
+    for item in items:
         verdict = check_reading(ctx.store, item, lookup, lambda reading: may_read(access, reading))
         if verdict.status != "valid":
             return PlainTextResponse("KO", headers={"BAL-Reason": _header(verdict.reason)})
@@ -102,7 +108,7 @@ class OwnerAnswer(BaseModel):
 
 
 @get_and_post("/bap/getOwner", response_model=OwnerAnswer)
-def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
+def get_owner(request: Request, ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     """The certified owner of the readings given (they must match their certified leaf)."""
     lookup = ctx.anchor_lookup()
     access = access_of(ctx, who.user)
@@ -117,6 +123,7 @@ def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     if len(owners) != 1:
         raise HTTPException(422, "the readings belong to more than one owner; ask one at a time")
     ((owner, producer),) = owners
+    audit(ctx, request, who, "data.owner", [producer], len(_items(data)))
     return OwnerAnswer(owner=owner, producer=producer)
 
 
@@ -124,6 +131,7 @@ def get_owner(ctx: Context, who: Verifier, data: DataBody) -> OwnerAnswer:
     "/bap/getTransactions",
 )
 def get_transactions(
+    request: Request,
     ctx: Context,
     who: Reader,
     wanted: Annotated[ReadingFilter, Query()],
@@ -138,6 +146,7 @@ def get_transactions(
         for key, value in wanted.model_dump(by_alias=True).items()
         if value is not None and key not in ("limit", "cursor")
     }
+    audit(ctx, request, who, "transactions.read", (r.producer for r in readings), len(readings))
     return transactions_for(ctx.store, readings, dataset)
 
 
@@ -160,6 +169,7 @@ def _dataset(ctx: ApiContext, who: Principal, wanted: ReadingFilter) -> list[Sto
 
 @router.get("/api/certification/getByTransaction")
 def get_by_transaction(
+    request: Request,
     ctx: Context,
     who: Reader,
     transaction: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{64}$")],
@@ -175,10 +185,12 @@ def get_by_transaction(
     anchor, first, readings = found
     access = access_of(ctx, who.user)
     last = readings[-1].index + 1 if readings else anchor.size
+    visible = [r for r in readings if may_read(access, r)]
+    audit(ctx, request, who, "transaction.read", (r.producer for r in visible), len(visible))
     return {
         **anchor_json(anchor),
         "first_index": first,
-        "items": [r for r in readings if may_read(access, r)],
+        "items": visible,
         "next_cursor": encode_cursor("t", last) if last < anchor.size else None,
     }
 

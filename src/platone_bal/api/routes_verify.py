@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from platone_bal.api.access import access_of, may_read
+from platone_bal.api.audit import audit
 from platone_bal.api.deps import Context, Verifier
 from platone_bal.services.validation import Verdict, check_bundle, check_reading
 
@@ -57,7 +58,7 @@ def overall(verdicts: list[Verdict]) -> Literal["valid", "invalid", "pending"]:
 
 
 @router.post("/verify", response_model=VerifyAnswer)
-def verify(body: VerifyRequest, ctx: Context, who: Verifier) -> VerifyAnswer:
+def verify(body: VerifyRequest, request: Request, ctx: Context, who: Verifier) -> VerifyAnswer:
     """Check proof bundles (leaf, inclusion, signature, anchor on this node's chain) and
     readings (equal to their certified leaf, and proven down to the anchor)."""
     if not body.proofs and not body.readings:
@@ -75,6 +76,7 @@ def verify(body: VerifyRequest, ctx: Context, who: Verifier) -> VerifyAnswer:
         )
         for n, item in enumerate(body.readings)
     ]
+    audit(ctx, request, who, "data.verify", (), len(body.proofs) + len(body.readings))
     return VerifyAnswer(
         status=overall([verdict for _, _, verdict in verdicts]),
         items=[
