@@ -12,13 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from platone_bal.api.access import access_of, may_read, query_slices
+from platone_bal.api.access import access_of, may_read
 from platone_bal.api.audit import audit
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import SQLITE_MAX, Context, Reader, RowId, Verifier
 from platone_bal.api.gateway import immutable_json
-from platone_bal.api.routes_readings import MAX_PAGE, _time
-from platone_bal.ports import ReadingQuery
+from platone_bal.api.routes_readings import MAX_PAGE, ReadingFilter, whole_dataset
 from platone_bal.services.certification import (
     NotYetCertified,
     consistency,
@@ -27,8 +26,6 @@ from platone_bal.services.certification import (
 )
 
 router = APIRouter(prefix="/v1", tags=["certification"])
-
-MAX_DATASET = 100_000
 
 
 @router.get("/readings/{reading_id}/proof")
@@ -138,19 +135,12 @@ def certify_dataset(
 ) -> dict[str, Any]:
     """The seed's Data Certification of a dataset (a device and a time window):
     hashedData, owner, timestamp, dataset, transactionHash."""
-    query = ReadingQuery(
-        producer=producer,
-        slices=query_slices(access_of(ctx, who.user), producer),
-        device=device,
-        since=_time("from", since),
-        until=_time("to", until),
-        limit=MAX_DATASET + 1,
+    wanted = ReadingFilter.model_validate(
+        {"producer": producer, "device": device, "from": since, "to": until}
     )
-    readings = ctx.store.readings(query)
+    readings = whole_dataset(ctx, who.user, wanted)
     if not readings:
         raise HTTPException(404, "the dataset holds no readings")
-    if len(readings) > MAX_DATASET:
-        raise HTTPException(400, f"the dataset has more than {MAX_DATASET} readings; narrow it")
     dataset = {"device": device, "from": since, "to": until}
     audit(ctx, request, who, "certification.read", (r.producer for r in readings), len(readings))
     return dataset_certification(ctx.store, readings, dataset)

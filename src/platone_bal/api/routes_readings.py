@@ -17,12 +17,14 @@ from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
 from platone_bal.api.deps import Context, Principal, Reader
 from platone_bal.domain.readings import InvalidReading, parse_time
-from platone_bal.domain.users import Role
+from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
 
 router = APIRouter(prefix="/v1", tags=["readings"])
 
 MAX_PAGE = 1000
+MAX_DATASET = 100_000
+"""Most readings a dataset view (certification, transactions) covers at once."""
 
 
 class ReadingPage(BaseModel):
@@ -63,22 +65,38 @@ class ReadingFilter(BaseModel):
     cursor: str | None = Field(default=None, description="next_cursor of the previous page")
 
 
+def reading_query(
+    ctx: ApiContext, user: User, wanted: ReadingFilter, after: int, limit: int
+) -> ReadingQuery:
+    """The store query for `wanted`, limited to what `user` may see."""
+    return ReadingQuery(
+        producer=wanted.producer,
+        slices=query_slices(access_of(ctx, user), wanted.producer),
+        device=wanted.device,
+        measurand=wanted.measurand,
+        since=_time("from", wanted.since),
+        until=_time("to", wanted.until),
+        after=after,
+        limit=limit,
+    )
+
+
+def whole_dataset(ctx: ApiContext, user: User, wanted: ReadingFilter) -> list[StoredReading]:
+    """Every reading `user` may see that matches `wanted` (no paging: limit and cursor
+    are ignored), at most MAX_DATASET."""
+    rows = ctx.store.readings(reading_query(ctx, user, wanted, 0, MAX_DATASET + 1))
+    if len(rows) > MAX_DATASET:
+        raise HTTPException(400, f"the query matches more than {MAX_DATASET} readings; narrow it")
+    return rows
+
+
 def find_readings(
     ctx: ApiContext, request: Request, who: Principal, wanted: ReadingFilter
 ) -> ReadingPage:
     """One page of the readings the caller may see that match `wanted`, in log order
     (the access is recorded in the audit log)."""
-    query = ReadingQuery(
-        producer=wanted.producer,
-        slices=query_slices(access_of(ctx, who.user), wanted.producer),
-        device=wanted.device,
-        measurand=wanted.measurand,
-        since=_time("from", wanted.since),
-        until=_time("to", wanted.until),
-        after=decode_cursor("r", wanted.cursor),
-        limit=wanted.limit,
-    )
-    rows = ctx.store.readings(query)
+    after = decode_cursor("r", wanted.cursor)
+    rows = ctx.store.readings(reading_query(ctx, who.user, wanted, after, wanted.limit))
     audit(ctx, request, who, "readings.read", (r.producer for r in rows), len(rows))
     return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, wanted.limit))
 

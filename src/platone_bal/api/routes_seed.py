@@ -13,13 +13,16 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from platone_bal.api.access import access_of, may_read, query_slices
+from platone_bal.api.access import access_of, may_read
 from platone_bal.api.audit import audit
-from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, encode_cursor
-from platone_bal.api.deps import Context, Principal, Reader, Verifier
-from platone_bal.api.routes_readings import ReadingFilter, ReadingPage, _time, find_readings
-from platone_bal.ports import ReadingQuery, StoredReading
+from platone_bal.api.deps import Context, Reader, Verifier
+from platone_bal.api.routes_readings import (
+    ReadingFilter,
+    ReadingPage,
+    find_readings,
+    whole_dataset,
+)
 from platone_bal.services.transactions import (
     anchor_json,
     certified_by_transaction,
@@ -29,8 +32,6 @@ from platone_bal.services.validation import check_reading, locate
 
 router = APIRouter(tags=["seed-compatible"])
 Handler = TypeVar("Handler", bound=Callable[..., Any])
-
-MAX_DATASET = 100_000
 
 
 def get_and_post(path: str, **options: Any) -> Callable[[Handler], Handler]:
@@ -140,7 +141,7 @@ def get_transactions(
     """The anchor transactions that certified the readings matching the query, each with
     its data set's Data Certification (hashedData, owner, dataset)."""
     wanted = body or wanted
-    readings = _dataset(ctx, who, wanted)
+    readings = whole_dataset(ctx, who.user, wanted)
     dataset = {
         key: value
         for key, value in wanted.model_dump(by_alias=True).items()
@@ -148,23 +149,6 @@ def get_transactions(
     }
     audit(ctx, request, who, "transactions.read", (r.producer for r in readings), len(readings))
     return transactions_for(ctx.store, readings, dataset)
-
-
-def _dataset(ctx: ApiContext, who: Principal, wanted: ReadingFilter) -> list[StoredReading]:
-    rows = ctx.store.readings(
-        ReadingQuery(
-            producer=wanted.producer,
-            slices=query_slices(access_of(ctx, who.user), wanted.producer),
-            device=wanted.device,
-            measurand=wanted.measurand,
-            since=_time("from", wanted.since),
-            until=_time("to", wanted.until),
-            limit=MAX_DATASET + 1,
-        )
-    )
-    if len(rows) > MAX_DATASET:
-        raise HTTPException(400, f"the query matches more than {MAX_DATASET} readings; narrow it")
-    return list(rows)
 
 
 @router.get("/api/certification/getByTransaction")
