@@ -23,6 +23,7 @@ from platone_bal.api.routes_readings import (
     find_readings,
     whole_dataset,
 )
+from platone_bal.ports import StoredReading
 from platone_bal.services.transactions import (
     anchor_json,
     certified_by_transaction,
@@ -113,18 +114,23 @@ def get_owner(request: Request, ctx: Context, who: Verifier, data: DataBody) -> 
     """The certified owner of the readings given (they must match their certified leaf)."""
     lookup = ctx.anchor_lookup()
     access = access_of(ctx, who.user)
+
+    def visible(reading: StoredReading) -> bool:
+        return may_read(access, reading)
+
+    items = _items(data)
     owners: set[tuple[str, str]] = set()
-    for item in _items(data):
-        verdict = check_reading(ctx.store, item, lookup, lambda reading: may_read(access, reading))
+    for item in items:
+        verdict = check_reading(ctx.store, item, lookup, visible)
         if verdict.status == "invalid":
             raise HTTPException(404, f"not certified data: {verdict.reason}")
-        reading = locate(ctx.store, item, lambda reading: may_read(access, reading))
+        reading = locate(ctx.store, item, visible)
         assert reading is not None
         owners.add((reading.owner, reading.producer))
     if len(owners) != 1:
         raise HTTPException(422, "the readings belong to more than one owner; ask one at a time")
     ((owner, producer),) = owners
-    audit(ctx, request, who, "data.owner", [producer], len(_items(data)))
+    audit(ctx, request, who, "data.owner", [producer], len(items))
     return OwnerAnswer(owner=owner, producer=producer)
 
 
