@@ -207,8 +207,8 @@ class EmbeddedChain:
     """A persistent single-node Ethereum chain in the data directory.
 
     `provider` is a web3 provider for the node's own use (any method eth-tester
-    supports); `rpc(method, params)` answers the read-only JSON-RPC subset that
-    `BAL_CHAIN_RPC_PORT` serves to outside tools.
+    supports), one request at a time; `adapters/chain_rpc.ReadOnlyRpc` serves the
+    read-only JSON-RPC subset on `BAL_CHAIN_RPC_PORT` through it.
     """
 
     def __init__(self, path: Path, *, chain_id: int, funded: list[str]) -> None:
@@ -219,11 +219,6 @@ class EmbeddedChain:
         self.backend = _PersistentBackend(self._db, chain_id, funded)
         self.tester = EthereumTester(backend=self.backend, auto_mine_transactions=True)
         self.provider = _LockedProvider(self.tester, self._lock, chain_id, self.backend.caller)
-
-    @contextmanager
-    def locked(self) -> Iterator[EthereumTester]:
-        with self._lock:
-            yield self.tester
 
     def close(self) -> None:
         with self._lock:
