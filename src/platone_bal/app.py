@@ -16,6 +16,7 @@ from web3 import Web3
 
 from platone_bal.adapters.amqtt_broker import EmbeddedBroker
 from platone_bal.adapters.chain_rpc import ReadOnlyRpc, create_rpc_app
+from platone_bal.adapters.dynsec import DynsecBroker, DynsecControl
 from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
@@ -32,6 +33,7 @@ from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import CertifiedSink
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.audit_trail import AuditTrail
+from platone_bal.services.broker_sync import BrokerSync
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
 from platone_bal.services.decision_recorder import DecisionRecorder
@@ -116,6 +118,7 @@ class Node:
             batch_size=settings.ingest_batch,
             on_commit=self.checkpointer.log_grew,
         )
+        self.dynsec, self.broker_sync = self._broker_sync()
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
         self.device_ledger: Web3DeviceRegistry | None = None
@@ -138,6 +141,28 @@ class Node:
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None
         self._stop_requested = threading.Event()
+
+    def _broker_sync(self) -> tuple[DynsecControl | None, BrokerSync | None]:
+        """With Mosquitto's Dynamic Security: its control connection and the worker that
+        keeps its rules, told of every password and every change to users, devices and
+        grants."""
+        settings = self.settings
+        if settings.broker != "mosquitto" or not settings.mqtt_dynsec:
+            return None, None
+        assert settings.mqtt_username and settings.mqtt_password
+        control = DynsecControl(
+            settings.mqtt_url,
+            settings.mqtt_username,
+            settings.mqtt_password.get_secret_value(),
+            client_id=f"{settings.mqtt_client_id}-dynsec",
+            ca_file=settings.mqtt_ca_file,
+        )
+        sync = BrokerSync(self.store, DynsecBroker(control), now, resync=settings.broker_resync)
+        for service in (self.users, self.devices):
+            service.on_password = sync.password_set
+            service.on_change = sync.wake
+        self.grants.on_change = sync.wake
+        return control, sync
 
     def bootstrap_admin(self) -> str | None:
         """Create the first admin; returns its generated password when none was set."""
@@ -195,6 +220,10 @@ class Node:
                 sink: CertifiedSink = broker.sink(asyncio.get_running_loop())
             else:
                 assert settings.mqtt_username and settings.mqtt_password
+                if self.dynsec is not None and self.broker_sync is not None:
+                    self.dynsec.start()
+                    await asyncio.to_thread(self.broker_sync.first_sync, 30.0)
+                    self.broker_sync.start()
                 subscriber = MqttSubscriber(
                     settings.mqtt_url,
                     settings.mqtt_username,
@@ -242,6 +271,10 @@ class Node:
                 await asyncio.to_thread(publisher.stop)
             if subscriber is not None:
                 await asyncio.to_thread(subscriber.stop)
+            if self.broker_sync is not None:
+                await asyncio.to_thread(self.broker_sync.stop)
+            if self.dynsec is not None:
+                await asyncio.to_thread(self.dynsec.stop)
             if broker is not None:
                 await broker.stop()
             await asyncio.to_thread(self.ingest.stop)

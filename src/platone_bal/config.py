@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         description="Persistent-session client id of the ingest subscriber.",
     )
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://.")
+    mqtt_dynsec: bool = Field(
+        default=True,
+        description="Keep the external broker's Dynamic Security plugin equal to the BAL's "
+        "users, devices and grants; the service user must hold the plugin's admin role.",
+    )
+    broker_resync: float = Field(
+        default=60.0, gt=0, description="Seconds between two full repairs of the broker's rules."
+    )
     max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
     log_id: str = Field(default="bal-main", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     token_ttl: int = Field(default=3600, gt=0, description="Bearer token lifetime, seconds.")

@@ -170,8 +170,8 @@ class Store(Protocol):
         """Every grant `username` is a party to, newest first."""
         ...
 
-    def accepted_grants(self, consumer: str) -> list[Grant]:
-        """The consumer's accepted grants (some may have expired since)."""
+    def accepted_grants(self, consumer: str | None = None) -> list[Grant]:
+        """The accepted grants of `consumer` (None: of everyone); some may have expired."""
         ...
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> int:

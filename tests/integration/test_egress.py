@@ -3,57 +3,23 @@ real Mosquitto, with the exact certified leaf; who may subscribe is the broker's
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.integration.mosquitto import Mosquitto
 from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.subscribers import Subscriber
 
 SERVICE = ("bal-service", "service-pass-1")
 PRODUCER = ("producer1", "secret-pass-1")
 
 ACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.72.0"  # the CIM sample's two reading types
 REACTIVE = "0.26.0.0.1.1.12.0.0.0.0.0.0.0.0.224.3.73.0"
-
-
-class Subscriber:
-    """A paho subscriber collecting certified messages, or the SUBACK refusal."""
-
-    def __init__(
-        self,
-        url: str,
-        username: str,
-        password: str,
-        topic: str,
-        messages: list[tuple[str, dict[str, Any]]] | None = None,
-    ) -> None:
-        self.messages = [] if messages is None else messages
-        self.codes: list[Any] = []
-        self._lock = threading.Lock()
-        # A persistent session: QoS 1 messages sent while it is away wait in the broker.
-        self.client = connect(
-            url, username, password, client_id=f"watch-{username}", clean_session=False
-        )
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda _c, _u, _m, codes, _p: self.codes.extend(codes)
-        self.client.subscribe(topic, qos=1)
-        wait_for(lambda: bool(self.codes), what="SUBACK")
-
-    def _on_message(self, _: mqtt.Client, __: Any, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, json.loads(message.payload)))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def check_certified(node: NodeThread, received: list[tuple[str, dict[str, Any]]]) -> None:

@@ -529,8 +529,10 @@ class SqliteStore:
         """Every grant `username` is a party to, newest first."""
         return self._grant_rows("consumer = ? OR producer = ?", (username, username))
 
-    def accepted_grants(self, consumer: str) -> list[Grant]:
-        """The consumer's accepted grants (some may have expired since)."""
+    def accepted_grants(self, consumer: str | None = None) -> list[Grant]:
+        """The accepted grants of `consumer` (None: of everyone); some may have expired."""
+        if consumer is None:
+            return self._grant_rows("status = 'accepted'", ())
         return self._grant_rows("consumer = ? AND status = 'accepted'", (consumer,))
 
     def _grant_rows(self, where: str, params: tuple[Any, ...]) -> list[Grant]:

@@ -99,10 +99,9 @@ def disable_device(
 ) -> DeviceOut:
     """Disable a device: its MQTT login and publishes are refused from now on."""
     owner = _owner(ctx, who, producer)
-    if not ctx.store.disable_device(owner.username, device_id):
+    device = ctx.devices.disable(owner.username, device_id)
+    if device is None:
         raise HTTPException(404, f"no device {device_id!r} of {owner.username!r}")
-    device = ctx.store.get_device(owner.username, device_id)
-    assert device is not None
     return DeviceOut.of(device)
 
 

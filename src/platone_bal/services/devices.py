@@ -10,6 +10,7 @@ from platone_bal.adapters.passwords import hash_password, verify_password
 from platone_bal.domain.devices import (
     Device,
     DeviceKind,
+    device_login,
     key_address,
     parse_device_login,
     valid_device_id,
@@ -26,6 +27,10 @@ class DeviceService:
     def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
+        self.on_password: Callable[[str, str], object] = lambda _name, _password: None
+        """Told (login, password) when a device gets credentials (see UserService)."""
+        self.on_change: Callable[[], None] = lambda: None
+        """Told after a device is registered or disabled."""
 
     def register(
         self,
@@ -58,7 +63,17 @@ class DeviceService:
             secret_hash=hash_password(secret) if secret else None,
         )
         self.store.add_device(device)
+        if secret is not None:
+            self.on_password(device_login(producer.username, device_id), secret)
+        self.on_change()
         return device, secret
+
+    def disable(self, producer: str, device_id: str) -> Device | None:
+        """Disable a device (its login and publishes stop); None if there is no such device."""
+        if not self.store.disable_device(producer, device_id):
+            return None
+        self.on_change()
+        return self.store.get_device(producer, device_id)
 
     def authenticate(self, login: str, secret: str) -> Device | None:
         """The enabled device of an enabled producer with this login and password."""

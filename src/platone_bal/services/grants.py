@@ -29,6 +29,8 @@ class GrantService:
         self.clock = clock
         self.version = 0
         """Bumped by every change, so caches of `access` know when to look again."""
+        self.on_change: Callable[[], None] = lambda: None
+        """Told after every stored change (e.g. to update an external broker at once)."""
 
     def request(
         self,
@@ -66,7 +68,9 @@ class GrantService:
             decided_by=consumer.username,
         )
         self.version += 1
-        return self.store.add_grant(grant, self._decision(grant, consumer.username))
+        stored = self.store.add_grant(grant, self._decision(grant, consumer.username))
+        self.on_change()
+        return stored
 
     def get(self, grant_id: int, user: User) -> Grant:
         grant = self.store.grant(grant_id)
@@ -99,6 +103,7 @@ class GrantService:
     def _save(self, grant: Grant, decided_by: User) -> Grant:
         self.store.save_grant(grant, self._decision(grant, decided_by.username))
         self.version += 1
+        self.on_change()
         return grant
 
     def _decision(self, grant: Grant, decided_by: str) -> Decision:

@@ -22,6 +22,7 @@ class PeriodicWorker:
         self.failures = 0
         self.last_error: str | None = None
         self._stopping = threading.Event()
+        self._woken = threading.Event()
         self._worker: threading.Thread | None = None
 
     def step(self) -> object:
@@ -30,6 +31,10 @@ class PeriodicWorker:
 
     def failed(self, error: Exception, retry_in: float) -> None:
         log.warning("%s failed (%s); retrying in %.1f s", self.name, error, retry_in)
+
+    def wake(self) -> None:
+        """Do the next step now rather than at the end of the interval."""
+        self._woken.set()
 
     @property
     def stopping(self) -> bool:
@@ -42,13 +47,18 @@ class PeriodicWorker:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
 
     def _run(self) -> None:
         delay = self.interval
-        while not self._stopping.wait(delay):
+        while True:
+            self._woken.wait(delay)
+            self._woken.clear()
+            if self._stopping.is_set():
+                return
             try:
                 self.step()
             except Exception as error:

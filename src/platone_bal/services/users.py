@@ -1,12 +1,14 @@
 """Creating and authenticating users.
 
-A user created here can at once log in to the API and, for producers, connect to MQTT
-with the same username and password: both check the same argon2 hash in the store.
+A user created here can at once log in to the API and connect to MQTT with the same
+username and password: the API and the embedded broker check the same argon2 hash in
+the store; an external broker gets the password through `on_password`.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from platone_bal.adapters.passwords import hash_password, verify_password
 from platone_bal.adapters.wallets import Wallets
@@ -24,6 +26,11 @@ class UserService:
     def __init__(self, store: Store, wallets: Wallets) -> None:
         self.store = store
         self.wallets = wallets
+        self.on_password: Callable[[str, str], object] = lambda _name, _password: None
+        """Told (username, password) after each stored password: an external broker
+        with its own password hashes needs it in clear, once."""
+        self.on_change: Callable[[], None] = lambda: None
+        """Told after a user is created, disabled or enabled."""
 
     def create(self, username: str, password: str, role: Role) -> User:
         if not valid_username(username):
@@ -36,6 +43,8 @@ class UserService:
         wallet, keystore = self.wallets.create()
         user = User(username, role, hash_password(password), wallet)
         self.store.add_user(user, keystore)
+        self.on_password(username, password)
+        self.on_change()
         return user
 
     def authenticate(self, username: str, password: str) -> User | None:
@@ -56,12 +65,14 @@ class UserService:
             raise InvalidUser("an admin cannot disable its own account")
         if not self.store.update_user(username, disabled=disabled):
             raise LookupError(f"no user {username!r}")
+        self.on_change()
 
     def reset_password(self, username: str, password: str) -> None:
         """An admin sets a new password (e.g. for a user who lost theirs)."""
         self._check_password(password)
         if not self.store.update_user(username, password_hash=hash_password(password)):
             raise LookupError(f"no user {username!r}")
+        self.on_password(username, password)
 
     def change_password(self, user: User, current: str, new: str) -> None:
         """A user changes its own password, proving it knows the current one."""
@@ -69,6 +80,7 @@ class UserService:
             raise InvalidUser("the current password is wrong")
         self._check_password(new)
         self.store.update_user(user.username, password_hash=hash_password(new))
+        self.on_password(user.username, new)
 
     @staticmethod
     def _check_password(password: str) -> None:

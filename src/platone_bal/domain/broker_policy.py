@@ -1,0 +1,154 @@
+"""Who may do what on an external broker, as accounts and roles of topic rules.
+
+The embedded broker asks the store at every CONNECT, SUBSCRIBE and delivery. An
+external broker (Mosquitto's Dynamic Security) holds its own copy of the rules; this
+module computes what that copy must be at a moment `now`, from the same users,
+devices and grants, so both brokers enforce one policy:
+
+- the BAL's service account publishes `certified/#` and reads `platone/#`;
+- an admin may subscribe to and receive everything;
+- a producer NAME publishes under `platone/NAME` and reads its own `platone/NAME`
+  and `certified/NAME` trees;
+- a device login NAME/DEVICE publishes only under `platone/NAME/DEVICE`;
+- a consumer holds one role per grant that is active now (accepted, unexpired, its
+  data window open): it may subscribe anywhere under `certified/PRODUCER` and
+  receives only the topics of the grant's devices and measurands. Receiving is
+  checked per message, so a subscription kept in a persistent session gets nothing
+  once the role is gone.
+
+Everything else is denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from platone_bal.domain.devices import Device, device_login
+from platone_bal.domain.grants import Grant, Slice
+from platone_bal.domain.users import EGRESS_ROOT, INGRESS_ROOT, Role, User, topic_level
+
+
+class Action(StrEnum):
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+    RECEIVE = "receive"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class TopicRule:
+    """`action` is allowed on topics matching `topic_filter` (MQTT wildcards)."""
+
+    action: Action
+    topic_filter: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A broker login: a user's username or a device's NAME/DEVICE."""
+
+    username: str
+    roles: frozenset[str]
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPolicy:
+    accounts: Mapping[str, Account]
+    roles: Mapping[str, frozenset[TopicRule]]
+
+
+SERVICE_ROLE = "bal:service"
+ADMIN_ROLE = "bal:admin"
+
+SERVICE_RULES = frozenset(
+    {
+        TopicRule(Action.PUBLISH, f"{EGRESS_ROOT}/#"),
+        TopicRule(Action.SUBSCRIBE, f"{INGRESS_ROOT}/#"),
+        TopicRule(Action.RECEIVE, f"{INGRESS_ROOT}/#"),
+    }
+)
+
+
+def producer_role(name: str) -> str:
+    return f"bal:producer:{name}"
+
+
+def device_role(producer: str, device_id: str) -> str:
+    return f"bal:device:{producer}/{device_id}"
+
+
+def grant_role(grant_id: int) -> str:
+    return f"bal:grant:{grant_id}"
+
+
+def _reading(*filters: str) -> set[TopicRule]:
+    return {TopicRule(a, f) for f in filters for a in (Action.SUBSCRIBE, Action.RECEIVE)}
+
+
+def slice_topics(scope: Slice) -> list[str]:
+    """The certified topics a grant's slice covers, as few filters as the slice allows."""
+    base = f"{EGRESS_ROOT}/{scope.producer}"
+    devices = sorted({topic_level(d) for d in scope.devices}) if scope.devices else None
+    measurands = sorted({topic_level(m) for m in scope.measurands}) if scope.measurands else None
+    if devices is None and measurands is None:
+        return [f"{base}/#"]
+    if measurands is None:
+        return [f"{base}/{d}/#" for d in devices or ()]
+    return [f"{base}/{d}/{m}" for d in devices or ["+"] for m in measurands]
+
+
+def _window_open(scope: Slice, now: datetime) -> bool:
+    """Live data is measured about when it is sent: the window is judged by the clock."""
+    return (scope.since is None or now >= scope.since) and (
+        scope.until is None or now < scope.until
+    )
+
+
+def broker_policy(
+    users: Iterable[User], devices: Iterable[Device], grants: Iterable[Grant], now: datetime
+) -> BrokerPolicy:
+    """The accounts and roles the broker must hold at `now`."""
+    roles: dict[str, frozenset[TopicRule]] = {
+        SERVICE_ROLE: SERVICE_RULES,
+        ADMIN_ROLE: frozenset(_reading("#")),
+    }
+    held: dict[str, set[str]] = {}
+    disabled: dict[str, bool] = {}
+    producers: set[str] = set()
+    for user in users:
+        disabled[user.username] = user.disabled
+        held[user.username] = set()
+        if user.role is Role.ADMIN:
+            held[user.username].add(ADMIN_ROLE)
+        elif user.role is Role.PRODUCER:
+            producers.add(user.username)
+            own = f"{INGRESS_ROOT}/{user.username}/#"
+            role = producer_role(user.username)
+            rules = _reading(own, f"{EGRESS_ROOT}/{user.username}/#")
+            roles[role] = frozenset(rules | {TopicRule(Action.PUBLISH, own)})
+            held[user.username].add(role)
+    for device in devices:
+        if device.secret_hash is None or device.producer not in producers:
+            continue
+        login = device_login(device.producer, device.device_id)
+        role = device_role(device.producer, device.device_id)
+        roles[role] = frozenset({TopicRule(Action.PUBLISH, f"{device.topic}/#")})
+        held[login] = {role}
+        disabled[login] = device.disabled or disabled.get(device.producer, True)
+    for grant in grants:
+        if grant.consumer not in held or not grant.active(now):
+            continue
+        if not _window_open(grant.scope, now):
+            continue
+        role = grant_role(grant.id)
+        receive = {TopicRule(Action.RECEIVE, f) for f in slice_topics(grant.scope)}
+        subscribe = TopicRule(Action.SUBSCRIBE, f"{EGRESS_ROOT}/{grant.producer}/#")
+        roles[role] = frozenset(receive | {subscribe})
+        held[grant.consumer].add(role)
+    accounts = {
+        name: Account(name, frozenset(names), disabled[name]) for name, names in held.items()
+    }
+    return BrokerPolicy(accounts, roles)

@@ -1,0 +1,122 @@
+"""Keeps an external broker's accounts and rules equal to the BAL's users, devices and
+grants.
+
+The policy depends on the clock (grants expire, data windows close), so it is computed
+again every `interval` (1 s); when it differs from what was last applied, or a change
+woke the worker (a grant decided, a user disabled, a password set), it is applied at
+once. Every `resync` seconds it is applied even when unchanged, which reads the
+broker's state again and repairs drift made behind the BAL's back. The first
+application at start-up does the same.
+
+Passwords wait here, in memory only, until the broker has taken them: the broker
+needs them in clear and the store keeps only argon2 hashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from platone_bal.domain.broker_policy import BrokerPolicy, broker_policy
+from platone_bal.ports import Store
+from platone_bal.services.periodic import PeriodicWorker
+
+log = logging.getLogger(__name__)
+
+
+class AppliedReport(Protocol):
+    @property
+    def passwords_set(self) -> list[str]: ...
+
+    @property
+    def errors(self) -> list[str]: ...
+
+
+class PolicyBroker(Protocol):
+    """A broker that holds its own copy of the policy (e.g. Mosquitto's dynsec)."""
+
+    def apply(self, policy: BrokerPolicy, passwords: Mapping[str, str]) -> AppliedReport:
+        """Make the broker hold `policy` and set `passwords`; raises when unreachable."""
+        ...
+
+
+class BrokerSync(PeriodicWorker):
+    name = "bal-broker-sync"
+
+    def __init__(
+        self,
+        store: Store,
+        broker: PolicyBroker,
+        clock: Callable[[], datetime],
+        interval: float = 1.0,
+        resync: float = 60.0,
+    ) -> None:
+        super().__init__(interval, max_backoff=30.0)
+        self.store = store
+        self.broker = broker
+        self.clock = clock
+        self.resync = resync
+        self.applied: BrokerPolicy | None = None
+        self.last_errors: list[str] = []
+        self._applied_at = -float("inf")
+        self._passwords: dict[str, str] = {}
+        self._passwords_lock = threading.Condition()
+
+    def password_set(self, username: str, password: str, wait: float = 5.0) -> bool:
+        """Hand a new password of `username` (a user or a device login) to the broker
+        and wait up to `wait` seconds until it has it, so that an account the API just
+        created can log in to MQTT at once. False if it is still pending (broker down);
+        it is then retried with every step."""
+        with self._passwords_lock:
+            self._passwords[username] = password
+            self.wake()
+            return self._passwords_lock.wait_for(
+                lambda: self._passwords.get(username) != password, wait
+            )
+
+    def policy(self) -> BrokerPolicy:
+        return broker_policy(
+            self.store.list_users(),
+            self.store.list_devices(),
+            self.store.accepted_grants(),
+            self.clock(),
+        )
+
+    def step(self) -> bool:
+        """Apply the policy if it changed, passwords wait or a resync is due."""
+        policy = self.policy()
+        with self._passwords_lock:
+            passwords = dict(self._passwords)
+        due = time.monotonic() - self._applied_at >= self.resync
+        if policy == self.applied and not passwords and not due:
+            return False
+        report = self.broker.apply(policy, passwords)
+        with self._passwords_lock:
+            for username in passwords:
+                # Taken, or refused for good (e.g. the user was removed meanwhile).
+                if self._passwords.get(username) == passwords[username]:
+                    del self._passwords[username]
+            self._passwords_lock.notify_all()
+        self.applied = policy
+        self.last_errors = report.errors
+        self._applied_at = time.monotonic()
+        return True
+
+    def first_sync(self, timeout: float) -> None:
+        """Apply once before the node's MQTT clients start, so the service account may
+        publish certified readings before egress begins; raises after `timeout`, or at
+        once when the broker refuses the service account (PermissionError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.step()
+                return
+            except Exception as error:
+                if isinstance(error, PermissionError) or time.monotonic() >= deadline:
+                    raise RuntimeError(f"the broker's dynamic security: {error}") from error
+                log.warning("broker sync failed (%s); retrying", error)
+                time.sleep(1.0)
