@@ -157,11 +157,17 @@ class Node:
             client_id=f"{settings.mqtt_client_id}-dynsec",
             ca_file=settings.mqtt_ca_file,
         )
-        sync = BrokerSync(self.store, DynsecBroker(control), now, resync=settings.broker_resync)
+        sync = BrokerSync(
+            self.store,
+            DynsecBroker(control),
+            now,
+            resync=settings.broker_resync,
+            audit=self.audit,
+        )
         for service in (self.users, self.devices):
             service.on_password = sync.password_set
-            service.on_change = sync.wake
-        self.grants.on_change = sync.wake
+            service.on_change = sync.settle
+        self.grants.on_change = sync.settle
         return control, sync
 
     def bootstrap_admin(self) -> str | None:
@@ -215,6 +221,7 @@ class Node:
                     self.grants,
                     self.devices,
                     tls=settings.tls,
+                    audit=self.audit,
                 )
                 await broker.start()
                 sink: CertifiedSink = broker.sink(asyncio.get_running_loop())

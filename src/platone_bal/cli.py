@@ -218,13 +218,15 @@ def audit(
         str | None, typer.Option(help="Check anchors at this JSON-RPC URL instead of the node's")
     ] = None,
 ) -> None:
-    """Recompute every stored reading's leaf, the tree, all checkpoints and the anchors.
+    """Recompute every stored reading's leaf (or, with --log bal-audit, every access
+    record), the tree, all checkpoints and the anchors.
 
     Exits non-zero and names the first bad index and what differs.
     """
     from rich.progress import Progress
 
     from platone_bal.adapters.sqlite_store import SqliteStore
+    from platone_bal.domain.audit import AUDIT_LOG
     from platone_bal.services.audit import audit_log
 
     settings = _settings(config)
@@ -240,8 +242,9 @@ def audit(
     finally:
         closer()
         store.close()
+    records = "entries" if log == AUDIT_LOG else "readings"
     console.print(
-        f"{log}: {report.readings} readings, {report.checkpoints} checkpoints, "
+        f"{log}: {report.readings} {records}, {report.checkpoints} checkpoints, "
         f"{report.anchors} anchors checked"
     )
     for note in report.notes:

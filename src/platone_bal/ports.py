@@ -166,8 +166,8 @@ class Store(Protocol):
 
     def grant(self, grant_id: int) -> Grant | None: ...
 
-    def grants_of(self, username: str) -> list[Grant]:
-        """Every grant `username` is a party to, newest first."""
+    def grants_of(self, username: str | None) -> list[Grant]:
+        """Every grant `username` is a party to (None: every grant), newest first."""
         ...
 
     def accepted_grants(self, consumer: str | None = None) -> list[Grant]:

@@ -178,6 +178,17 @@ def test_a_grant_opens_and_a_revoke_closes_both_channels(
 
         assert reads_by_consumer1(node.token()) == [0, 2, 4, 0]
         assert reads_by_consumer1(producer) == [2, 4]  # the accesses to its data
+        audit = node.http.get("/v1/audit", params={"limit": 1000}, headers=producer).json()
+        opened_closed = [
+            (e["who"], e["action"], e["query"])
+            for e in audit["items"]
+            if e["action"].startswith("mqtt.access")
+        ]
+        assert opened_closed == [
+            ("consumer1", "mqtt.access.opened", "certified/producer1/#"),
+            ("consumer2", "mqtt.access.opened", "certified/producer1/pmu1/#"),
+            ("consumer1", "mqtt.access.closed", "certified/producer1/#"),
+        ]
 
 
 def test_the_broker_is_repaired_at_start_up_and_while_running(

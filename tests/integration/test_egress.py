@@ -139,3 +139,25 @@ def test_consumers_receive_certified_data_only_while_and_where_a_grant_holds(
         assert len(watcher.messages) == 2  # the revoke stopped delivery at once
         watcher.close()
         own.close()
+
+        # MQTT access is in the audit log: subscriptions as decided, deliveries counted.
+        def mqtt_entries() -> list[tuple[str, str, str, int]]:
+            items = node.get("/v1/audit", limit=1000)["items"]
+            return [
+                (e["who"], e["action"], e["query"], e["count"])
+                for e in items  # type: ignore[attr-defined]
+                if e["channel"] == "mqtt"
+            ]
+
+        def delivered_to(who: str) -> int:
+            return sum(e[3] for e in mqtt_entries() if e[0] == who and e[1] == "readings.deliver")
+
+        wait_for(lambda: delivered_to("producer1") == 6, what="deliveries audited")
+        assert delivered_to("consumer1") == 2
+        entries = mqtt_entries()
+        assert ("consumer1", "subscribe.refused", "certified/producer1/#", 0) in entries
+        assert ("consumer1", "subscribe", "certified/producer1/#", 0) in entries
+        assert ("consumer1", "subscribe.refused", "certified/+/#", 0) in entries
+        assert ("consumer1", "readings.deliver", "certified/producer1/#", 2) in entries
+        mine = node.http.get("/v1/audit", params={"limit": 1000}, headers=producer).json()
+        assert any(e["action"] == "readings.deliver" for e in mine["items"])

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.merkle import SHA3_256, merkle_root, tree_root
+from platone_bal.services.audit import audit_log
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_api import add_user, publish
 
@@ -69,3 +70,19 @@ def test_the_audit_log_is_a_merkle_log_of_its_exact_leaves(
     expected = merkle_root(SHA3_256, [SHA3_256.hash_leaf(leaf) for leaf in leaves])
     assert tree_root(SHA3_256, store.nodes(AUDIT_LOG), size) == expected
     assert store.log_size("bal-main") == 0  # the readings' log is separate
+
+
+def test_bal_audit_recomputes_the_access_log_and_finds_a_changed_entry(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    for _ in range(3):
+        client.get("/v1/readings", headers=admin)
+    report = audit_log(store, AUDIT_LOG, chain=None)
+    assert report.ok and report.readings == 3
+    with store._transaction() as db:  # someone edits the record of the second access
+        (leaf,) = db.execute("SELECT leaf FROM audit WHERE idx = 1").fetchone()
+        forged = bytes(leaf).replace(b'"count":0', b'"count":9')
+        db.execute("UPDATE audit SET leaf = ? WHERE idx = 1", (forged,))
+    report = audit_log(store, AUDIT_LOG, chain=None)
+    assert report.bad_index == 1
+    assert report.problem == "leaf bytes do not hash to the stored leaf hash"

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.api.cursors import encode_cursor
 from platone_bal.domain.grants import (
     Access,
     Grant,
@@ -171,6 +172,9 @@ def test_grants_are_private_to_their_parties_and_only_consumers_ask(
         client.post("/v1/grants", json={"producer": "producer1"}, headers=producer).status_code
         == 403
     )
+    assert client.get("/v1/grants", headers=other).json() == []
+    everyone = client.get("/v1/grants", headers=admin).json()  # the operator sees all
+    assert [(g["id"], g["consumer"]) for g in everyone] == [(grant["id"], "consumer1")]
     ghost = client.post("/v1/grants", json={"producer": "ghost"}, headers=consumer)
     assert ghost.status_code == 404
     past = client.post(
@@ -200,3 +204,55 @@ def test_mqtt_rules_follow_the_grant_slices() -> None:
     assert not access.may_receive(topic, T0 + timedelta(days=2))  # past the window
     assert Access(None).may_receive("certified/anyone/d/m", T0)
     assert not Access(()).may_subscribe("certified/producer1/#")
+
+
+def test_a_narrowed_consumer_reaches_nothing_else_by_guessing(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    """Readings 1-2 are the meter's, 3-4 pmu1's; consumer1 holds only pmu1."""
+    producer, consumer = grant_flow(client, admin, store)
+    add_user(client, admin, "producer2", "producer")
+    publish(store, "producer2", SAMPLE_PMU.replace(b"pmu1", b"pmu9"))  # reading 5
+    grant = client.post("/v1/grants", json={"producer": "producer1"}, headers=consumer).json()
+    client.post(
+        f"/v1/grants/{grant['id']}/accept", json={"devices": ["pmu1"]}, headers=producer
+    ).raise_for_status()
+
+    def ids(**params: object) -> list[int]:
+        answer = client.get("/v1/readings", params=params, headers=consumer)
+        assert answer.status_code == 200, answer.text
+        return [r["id"] for r in answer.json()["items"]]
+
+    assert ids() == [3, 4]
+    assert ids(device="11111111") == []  # a device outside the grant
+    assert ids(producer="producer1", device="11111111") == []
+    # a cursor forged to start before the meter's readings still pages the slice only
+    assert ids(cursor=encode_cursor("r", 0), limit=1) == [3]
+    assert ids(cursor=encode_cursor("r", 3)) == [4]
+    for reading_id in (1, 2, 5, 6, 999):
+        assert client.get(f"/v1/readings/{reading_id}/proof", headers=consumer).status_code == 404
+    assert (
+        client.get("/v1/readings", params={"producer": "producer2"}, headers=consumer).status_code
+        == 403
+    )
+
+    def certifications(device: str) -> tuple[int, str]:
+        params = {"producer": "producer1", "device": device}
+        answer = client.get("/v1/certifications", params=params, headers=consumer)
+        return answer.status_code, answer.text.replace(device, "D")
+
+    assert certifications("11111111") == certifications("no-such-device")  # no hint
+    meter = {"log": "bal-main", "index": 0, "value": "11.04"}
+    assert client.post("/bap/getOwner", json=meter, headers=consumer).status_code == 404
+    rejections = client.get("/v1/rejections", headers=consumer)
+    assert rejections.status_code == 403 or rejections.json()["items"] == []
+    assert client.get("/v1/devices", headers=consumer).status_code == 403
+    # the producer guessing the other way: another producer's data and another's grant
+    other = add_user(client, admin, "consumer2", "consumer")
+    theirs = client.post("/v1/grants", json={"producer": "producer2"}, headers=other).json()
+    assert client.get(f"/v1/grants/{theirs['id']}", headers=producer).status_code == 404
+    assert client.post(f"/v1/grants/{theirs['id']}/accept", headers=producer).status_code == 404
+    assert client.get(f"/v1/grants/{theirs['id']}/evidence", headers=consumer).status_code == 404
+    assert client.get("/v1/readings/5/proof", headers=producer).status_code == 404
+    audit = client.get("/v1/audit", params={"limit": 1000}, headers=consumer).json()["items"]
+    assert {e["who"] for e in audit} == {"consumer1"}

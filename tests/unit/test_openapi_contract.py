@@ -1,21 +1,26 @@
 """Schemathesis against the app's own OpenAPI: generated requests (valid and not) as an
-admin with data in the store must never get a 5xx or an answer the schema does not
-describe."""
+admin with data in the store and contracts on an embedded chain must never get a 5xx
+or an answer the schema does not describe."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
+from eth_account import Account
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from web3 import Web3
 
+from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
+from platone_bal.adapters.web3_chain import Web3DeviceRegistry, deploy_contracts
 from platone_bal.api import create_api
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
@@ -31,8 +36,10 @@ from tests.unit.test_ingest import NOW, delivery
 
 
 def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
-    """A node's app on a store holding users, readings and a signed checkpoint."""
-    store = SqliteStore(Path(tempfile.mkdtemp(prefix="bal-contract-")) / "scd.sqlite3")
+    """A node's app on a store holding users, readings and a signed checkpoint, with
+    device keys going to a DeviceRegistry on an embedded chain."""
+    workdir = Path(tempfile.mkdtemp(prefix="bal-contract-"))
+    store = SqliteStore(workdir / "scd.sqlite3")
     users = UserService(store, Wallets("test-passphrase"))
     users.ensure_admin("admin-pass-1")
     users.create("producer1", "secret-pass-1", Role.PRODUCER)
@@ -42,7 +49,11 @@ def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
         store, log_id="bal-main", private_key=SIGNING_KEY, clock=lambda: NOW
     )
     checkpointer.checkpoint_now()
-    context = api_context(store, users, ingest)
+    chain_admin = Account.create()
+    chain = EmbeddedChain(workdir / "chain.sqlite3", chain_id=1337, funded=[chain_admin.address])
+    w3 = Web3(chain.provider)
+    ledger = Web3DeviceRegistry(w3, deploy_contracts(w3, chain_admin.key, []), chain_admin.key)
+    context = dataclasses.replace(api_context(store, users, ingest), device_ledger=lambda: ledger)
     app = create_api(context, GatewayConfig(rate=1e9, burst=10**9))
     token = TokenSigner(KEY, 600).issue("admin", frozenset(Scope))
     return app, ingest, {"Authorization": f"Bearer {token}"}

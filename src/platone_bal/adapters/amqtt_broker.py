@@ -4,13 +4,19 @@ Clients log in with their BAL username and password (argon2 in the store; no ano
 access). A producer may publish only under `platone/NAME`. Every publish, allowed or
 not, is handed to ingest in-process: allowed ones become readings, refused ones become
 rejection rows with their reason (amqtt itself drops refused publishes silently).
+
+Data access over MQTT goes to the audit log like HTTP access: every subscription
+(allowed or refused) as it is decided, and the messages each user received, counted
+per producer and written once a second (`AUDIT_FLUSH`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,7 @@ from platone_bal.domain.devices import device_publish_refusal, parse_device_logi
 from platone_bal.domain.grants import Access
 from platone_bal.domain.messages import Channel
 from platone_bal.domain.users import Role, publish_refusal, subscription_refusal
+from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import Delivery, IngestService, now
@@ -36,6 +43,16 @@ log = logging.getLogger(__name__)
 ACCESS_TTL = 1.0
 """Seconds a consumer's computed access is reused (grant changes invalidate it at once;
 this bounds how late an expiry is noticed)."""
+AUDIT_FLUSH = 1.0
+"""Seconds between two writes of delivery counts to the audit log."""
+
+
+def topic_owner(topic: str) -> str | None:
+    """NAME of a topic or filter under platone/NAME or certified/NAME."""
+    levels = topic.split("/")
+    if len(levels) < 2 or levels[0] not in ("platone", "certified"):
+        return None
+    return levels[1] if levels[1] not in ("", "+", "#") else None
 
 
 class BrokerGate:
@@ -47,11 +64,15 @@ class BrokerGate:
         ingest: IngestService,
         grants: GrantService,
         devices: DeviceService,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.users = users
         self.ingest = ingest
         self.grants = grants
         self.devices = devices
+        self.audit = audit
+        self._delivered: Counter[tuple[str, str]] = Counter()
+        """(user, producer) -> messages received since the last flush."""
         self._access: dict[str, tuple[int, float, Access]] = {}
         # client id -> (username, role) of its last successful login. Entries are
         # overwritten, never removed: a late disconnect event must not erase a newer login.
@@ -106,6 +127,43 @@ class BrokerGate:
             return access.may_subscribe(topic)
         return access.may_receive(topic, self.grants.clock())
 
+    def decided(self, session: Session, topic: str, action: Action, allowed: bool) -> None:
+        """Note a subscription or a delivery for the audit log."""
+        if self.audit is None or action is Action.PUBLISH:
+            return
+        username, _ = self.who(session.client_id)
+        owner = topic_owner(topic)
+        if action is Action.SUBSCRIBE:
+            what = "subscribe" if allowed else "subscribe.refused"
+            producers = [owner] if owner else []
+            self.audit.record(username or "anonymous", "mqtt", what, producers, topic, 0)
+        elif allowed and username is not None and owner is not None:
+            self._delivered[(username, owner)] += 1
+
+    def take_deliveries(self) -> Counter[tuple[str, str]]:
+        """The counts since the last call (on the broker's event loop, which counts)."""
+        delivered, self._delivered = self._delivered, Counter()
+        return delivered
+
+    def write_deliveries(self, delivered: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+        """One audit entry per user and producer; returns what could not be written,
+        for the caller to count again so it goes with the next write."""
+        if self.audit is None:
+            return Counter()
+        pending = sorted(delivered.items())
+        try:
+            while pending:
+                (username, producer), count = pending[0]
+                query = f"certified/{producer}/#"
+                self.audit.record(username, "mqtt", "readings.deliver", [producer], query, count)
+                pending.pop(0)
+        except Exception:
+            log.exception("writing MQTT deliveries to the audit log failed; retrying")
+        return Counter(dict(pending))
+
+    def count_again(self, unwritten: Counter[tuple[str, str]]) -> None:
+        self._delivered.update(unwritten)
+
     def _consumer_access(self, username: str) -> Access:
         version, now = self.grants.version, time.monotonic()
         cached = self._access.get(username)
@@ -152,7 +210,16 @@ class BalTopicPlugin(BaseTopicPlugin):
         if session is None or topic is None:
             return False
         gate: BrokerGate = self.config.gate
-        return gate.allowed(session, topic, Action(action))
+        allowed = gate.allowed(session, topic, Action(action))
+        if Action(action) is not Action.SUBSCRIBE:
+            gate.decided(session, topic, Action(action), allowed)
+            return allowed
+        try:
+            await asyncio.to_thread(gate.decided, session, topic, Action(action), allowed)
+        except Exception:
+            log.exception("a subscription could not be audited; refused")
+            return False  # an access that cannot be recorded is not granted
+        return allowed
 
 
 class BalIngressPlugin(BasePlugin[Any]):
@@ -181,8 +248,9 @@ class EmbeddedBroker:
         grants: GrantService,
         devices: DeviceService,
         tls: tuple[Path, Path] | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
-        self.gate = BrokerGate(users, ingest, grants, devices)
+        self.gate = BrokerGate(users, ingest, grants, devices, audit)
         listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}"}
         if tls is not None:
             listener.update(ssl=True, certfile=str(tls[0]), keyfile=str(tls[1]))
@@ -195,15 +263,35 @@ class EmbeddedBroker:
             },
         }
         self._broker: Broker | None = None
+        self._auditing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._broker = Broker(self._config)
         await self._broker.start()
+        self._auditing = asyncio.create_task(self._flush_audit())
 
     async def stop(self) -> None:
+        if self._auditing is not None:
+            self._auditing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._auditing
+            self._auditing = None
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None
+        await self._write_deliveries()
+
+    async def _flush_audit(self) -> None:
+        while True:
+            await asyncio.sleep(AUDIT_FLUSH)
+            await self._write_deliveries()
+
+    async def _write_deliveries(self) -> None:
+        """Counts are taken and merged back on the event loop, which counts them."""
+        delivered = self.gate.take_deliveries()
+        if delivered:
+            unwritten = await asyncio.to_thread(self.gate.write_deliveries, delivered)
+            self.gate.count_again(unwritten)
 
     async def broadcast(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Queue messages for subscribers at QoS 1 (each subscriber's ACL still applies)."""

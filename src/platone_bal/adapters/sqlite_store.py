@@ -525,8 +525,10 @@ class SqliteStore:
         rows = self._grant_rows("id = ?", (grant_id,))
         return rows[0] if rows else None
 
-    def grants_of(self, username: str) -> list[Grant]:
-        """Every grant `username` is a party to, newest first."""
+    def grants_of(self, username: str | None) -> list[Grant]:
+        """Every grant `username` is a party to (None: every grant), newest first."""
+        if username is None:
+            return self._grant_rows("1 = 1", ())
         return self._grant_rows("consumer = ? OR producer = ?", (username, username))
 
     def accepted_grants(self, consumer: str | None = None) -> list[Grant]:

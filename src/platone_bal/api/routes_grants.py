@@ -137,7 +137,7 @@ def request_grant(body: GrantRequest, request: Request, ctx: Context, who: Reade
 
 @router.get("/grants", response_model=list[GrantOut], response_model_by_alias=True)
 def list_grants(ctx: Context, who: Reader) -> list[GrantOut]:
-    """The grants you are a party to, newest first."""
+    """The grants you are a party to (admins: all grants), newest first."""
     now = ctx.grants.clock()
     return [GrantOut.of(grant, now) for grant in ctx.grants.grants_of(who.user)]
 
@@ -226,7 +226,7 @@ def list_producers(ctx: Context, who: Reader) -> list[ProducerOut]:
     """The producers a consumer may ask, with the status of its own newest grant."""
     now = ctx.grants.clock()
     newest: dict[str, Grant] = {}
-    for grant in ctx.grants.grants_of(who.user):
+    for grant in ctx.store.grants_of(who.user.username):
         newest.setdefault(grant.producer, grant)
     answer = []
     for user in ctx.store.list_users():

@@ -1,8 +1,9 @@
-"""`bal audit`: recompute a log from its stored readings and compare with everything.
+"""`bal audit`: recompute a log from its stored records and compare with everything.
 
 Checks, in one pass over the log in index order:
 1. each reading's stored columns are what its leaf says, and the leaf bytes are the
-   canonical encoding of that leaf (a value changed in the database shows here);
+   canonical encoding of that leaf (a value changed in the database shows here); for
+   the access log `bal-audit`, each entry's bytes are a canonical leaf of that log;
 2. each leaf hashes to the stored level-0 node, and the tree rebuilt from the leaves
    has the root of every signed checkpoint, whose signatures hold;
 3. each recorded anchor's root is the one the contract holds on chain.
@@ -16,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.checkpoint import (
     Anchor,
     CheckpointError,
@@ -70,6 +72,25 @@ def _reading_differs(reading: StoredReading, raw: bytes) -> str | None:
     return None
 
 
+def _entry_differs(raw: bytes) -> str | None:
+    entry = json.loads(raw)
+    if leaf_bytes(entry) != raw:
+        return "stored entry bytes are not the canonical (RFC 8785) encoding of the entry"
+    if entry.get("log") != AUDIT_LOG:
+        return f"entry names log {entry.get('log')!r}"
+    return None
+
+
+def _records(store: Store, log: str, start: int) -> list[tuple[int, bytes, str | None]]:
+    """(index, leaf bytes, what differs or None) of the next page from `start`."""
+    if log == AUDIT_LOG:
+        rows = store.audit_entries(after=start - 1, limit=PAGE)
+        return [(index, raw, _entry_differs(raw)) for index, raw in rows]
+    readings = store.readings_in_log(log, start, PAGE)
+    leaves = dict(store.leaves(log, start, PAGE))
+    return [(r.index, leaves[r.index], _reading_differs(r, leaves[r.index])) for r in readings]
+
+
 def audit_log(
     store: Store,
     log: str,
@@ -83,17 +104,14 @@ def audit_log(
     frontier = Frontier(SHA3_256)
     index = 0
     while index < size:
-        readings = store.readings_in_log(log, index, PAGE)
-        leaves = dict(store.leaves(log, index, PAGE))
-        if not readings:
-            report.problem, report.bad_index = "reading missing from the store", index
+        records = _records(store, log, index)
+        if not records:
+            report.problem, report.bad_index = "record missing from the store", index
             return report
-        for reading in readings:
-            if reading.index != index:
-                report.problem, report.bad_index = f"reading for index {index} is missing", index
+        for record_index, raw, differs in records:
+            if record_index != index:
+                report.problem, report.bad_index = f"record for index {index} is missing", index
                 return report
-            raw = leaves[index]
-            differs = _reading_differs(reading, raw)
             if differs is not None:
                 report.problem, report.bad_index = differs, index
                 return report

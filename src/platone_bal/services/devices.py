@@ -29,7 +29,7 @@ class DeviceService:
         self.clock = clock
         self.on_password: Callable[[str, str], object] = lambda _name, _password: None
         """Told (login, password) when a device gets credentials (see UserService)."""
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change: Callable[[], object] = lambda: None
         """Told after a device is registered or disabled."""
 
     def register(

@@ -37,6 +37,10 @@ class PeriodicWorker:
         self._woken.set()
 
     @property
+    def running(self) -> bool:
+        return self._worker is not None and not self._stopping.is_set()
+
+    @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 

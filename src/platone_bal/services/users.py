@@ -29,7 +29,7 @@ class UserService:
         self.on_password: Callable[[str, str], object] = lambda _name, _password: None
         """Told (username, password) after each stored password: an external broker
         with its own password hashes needs it in clear, once."""
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change: Callable[[], object] = lambda: None
         """Told after a user is created, disabled or enabled."""
 
     def create(self, username: str, password: str, role: Role) -> User:
