@@ -28,7 +28,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.mosquitto import Mosquitto
-from tests.integration.nodes import NodeThread
 
 from platone_bal.simulate import Fleet, connect
 
@@ -102,15 +101,7 @@ def through_bal(
     broker: Mosquitto, messages: list[tuple[str, bytes]], workdir: Path
 ) -> dict[str, float]:
     """The same payloads into a BAL node until every reading is committed."""
-    node = NodeThread(
-        workdir / "bal",
-        broker="mosquitto",
-        mqtt_url=broker.url,
-        mqtt_username=SERVICE[0],
-        mqtt_password=SERVICE[1],
-        mqtt_client_id="bench-bal",
-    )
-    with node:
+    with broker.bal_node(workdir / "bal", mqtt_client_id="bench-bal") as node:
         node.add_user(*PRODUCER)
         database = sqlite3.connect(workdir / "bal" / "scd.sqlite3")
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import free_port, require_binary
+from tests.integration.nodes import NodeThread
 
 DYNSEC_PLUGIN = next(
     Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"),
@@ -69,6 +70,7 @@ class Mosquitto:
         self.workdir = workdir
         self.port = free_port()
         self.users = users
+        self.service = service
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.dynsec_file = workdir / "dynamic-security.json"
@@ -110,6 +112,17 @@ class Mosquitto:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def bal_node(self, data_dir: Path, **settings: object) -> NodeThread:
+        """A BAL node on this broker, logged in as the service account."""
+        return NodeThread(
+            data_dir,
+            broker="mosquitto",
+            mqtt_url=self.url,
+            mqtt_username=self.service,
+            mqtt_password=self.users[self.service],
+            **settings,
+        )
 
     def start(self) -> Mosquitto:
         log = (self.workdir / "mosquitto.log").open("ab")

@@ -49,17 +49,6 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.cleanup()
 
 
-def bal_on(broker: Mosquitto, data_dir: Path, **settings: object) -> NodeThread:
-    return NodeThread(
-        data_dir,
-        broker="mosquitto",
-        mqtt_url=broker.url,
-        mqtt_username=SERVICE[0],
-        mqtt_password=SERVICE[1],
-        **settings,
-    )
-
-
 def control(broker: Mosquitto) -> DynsecControl:
     """A second connection of the service account, to look at or tamper with the plugin."""
     dynsec = DynsecControl(broker.url, *SERVICE, client_id="test-dynsec")
@@ -98,7 +87,7 @@ def post(node: NodeThread, path: str, headers: dict[str, str], **body: Any) -> A
 def test_a_grant_opens_and_a_revoke_closes_both_channels(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    with bal_on(mosquitto, tmp_path / "bal") as node:
+    with mosquitto.bal_node(tmp_path / "bal") as node:
         producer_user = node.add_user(*PRODUCER)
         node.add_user(*CONSUMER, role="consumer")
         node.add_user(*OTHER, role="consumer")
@@ -196,7 +185,7 @@ def test_the_broker_is_repaired_at_start_up_and_while_running(
 ) -> None:
     dynsec = control(mosquitto)
     assert not refused(mosquitto, *INTRUDER)  # the seeded drift works before the BAL
-    with bal_on(mosquitto, tmp_path / "bal", broker_resync=1.0) as node:
+    with mosquitto.bal_node(tmp_path / "bal", broker_resync=1.0) as node:
         node.add_user(*PRODUCER)
         node.add_user(*CONSUMER, role="consumer")
         producer, consumer = node.token(*PRODUCER), node.token(*CONSUMER)
@@ -246,7 +235,7 @@ def test_the_broker_is_repaired_at_start_up_and_while_running(
             {"command": "addClientRole", **widen},
         ]
     )
-    with bal_on(mosquitto, tmp_path / "bal"):
+    with mosquitto.bal_node(tmp_path / "bal"):
         held = state(dynsec)
         assert held.clients["consumer1"].roles == {f"bal:grant:{grant['id']}"}
         assert ("publishClientReceive", "certified/producer1/pmu1/#", True) in held.roles[
@@ -258,7 +247,7 @@ def test_the_broker_is_repaired_at_start_up_and_while_running(
 
 
 def test_expiry_and_disabling_close_the_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    with bal_on(mosquitto, tmp_path / "bal") as node:
+    with mosquitto.bal_node(tmp_path / "bal") as node:
         node.add_user(*PRODUCER)
         node.add_user(*CONSUMER, role="consumer")
         producer, consumer = node.token(*PRODUCER), node.token(*CONSUMER)

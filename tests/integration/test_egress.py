@@ -69,14 +69,7 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 def test_mosquitto_gets_certified_readings_after_an_outage(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    node = NodeThread(
-        tmp_path / "bal",
-        broker="mosquitto",
-        mqtt_url=mosquitto.url,
-        mqtt_username=SERVICE[0],
-        mqtt_password=SERVICE[1],
-    )
-    with node:
+    with mosquitto.bal_node(tmp_path / "bal") as node:
         node.add_user(*PRODUCER)
         watcher = Subscriber(mosquitto.url, *SERVICE, "certified/#")
         producer = node.token(*PRODUCER)

@@ -23,22 +23,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.cleanup()
 
 
-def external_node(data_dir: Path, broker: Mosquitto) -> NodeThread:
-    return NodeThread(
-        data_dir,
-        broker="mosquitto",
-        mqtt_url=broker.url,
-        mqtt_username=SERVICE[0],
-        mqtt_password=SERVICE[1],
-    )
-
-
 def readings(node: NodeThread) -> list[dict[str, object]]:
     return list(node.get("/v1/readings", limit=1000)["items"])  # type: ignore[arg-type]
 
 
 def test_readings_flow_through_mosquitto(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    with external_node(tmp_path / "data", mosquitto) as node:
+    with mosquitto.bal_node(tmp_path / "data") as node:
         node.add_user(*PRODUCER)
         client = connect(mosquitto.url, *PRODUCER)
         # The broker's dynamic security drops a publish outside the producer's own tree
@@ -57,15 +47,7 @@ def test_the_bal_refuses_what_a_broker_without_rules_lets_through(tmp_path: Path
     rules still refuse a producer writing under another name, with the reason."""
     broker = Mosquitto(tmp_path / "plain", dict([SERVICE, PRODUCER]), dynsec=False).start()
     try:
-        node = NodeThread(
-            tmp_path / "data",
-            broker="mosquitto",
-            mqtt_url=broker.url,
-            mqtt_username=SERVICE[0],
-            mqtt_password=SERVICE[1],
-            mqtt_dynsec=False,
-        )
-        with node:
+        with broker.bal_node(tmp_path / "data", mqtt_dynsec=False) as node:
             node.add_user(*PRODUCER)
             client = connect(broker.url, *PRODUCER)
             client.publish("platone/ghost", SAMPLE_PMU, qos=1).wait_for_publish(5)
@@ -83,7 +65,7 @@ def test_messages_published_while_the_bal_is_down_are_not_lost(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     data_dir = tmp_path / "data"
-    with external_node(data_dir, mosquitto) as node:
+    with mosquitto.bal_node(data_dir) as node:
         node.add_user(*PRODUCER)
     # The BAL is down; its persistent session on Mosquitto queues QoS 1 messages.
     client = connect(mosquitto.url, *PRODUCER)
@@ -91,11 +73,11 @@ def test_messages_published_while_the_bal_is_down_are_not_lost(
         payload = SAMPLE_PMU.replace(b'"pmu1"', f'"pmu{number}"'.encode())
         client.publish(f"platone/producer1/pmu{number}", payload, qos=1).wait_for_publish(5)
     client.disconnect()
-    with external_node(data_dir, mosquitto) as node:
+    with mosquitto.bal_node(data_dir) as node:
         wait_for(lambda: len(readings(node)) == 100, what="queued readings")
         assert {r["device"] for r in readings(node)} == {f"pmu{n}" for n in range(50)}
     # A restart of the BAL does not store anything twice.
-    with external_node(data_dir, mosquitto) as node:
+    with mosquitto.bal_node(data_dir) as node:
         assert len(readings(node)) == 100
 
 
