@@ -135,8 +135,11 @@ class Node:
                 self.audit,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
                 device_ledger=lambda: self.device_ledger,
+                node_status=self.status,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
+            session_key=read_or_create_secret(secrets_dir / "session-key"),
+            secure_cookies=settings.tls is not None,
         )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None
@@ -169,6 +172,32 @@ class Node:
             service.on_change = sync.settle
         self.grants.on_change = sync.settle
         return control, sync
+
+    def status(self) -> dict[str, str]:
+        """Broker and chain in words, for the operators' page."""
+        settings = self.settings
+        if settings.broker == "embedded":
+            broker = f"embedded (amqtt) on {settings.bind}:{settings.mqtt_port}"
+        else:
+            broker = f"Mosquitto at {settings.mqtt_url}"
+            if self.broker_sync is not None:
+                errors = self.broker_sync.last_errors or (
+                    [self.broker_sync.last_error] if self.broker_sync.last_error else []
+                )
+                broker += "; dynamic security " + (
+                    f"has problems: {errors[0]}" if errors else "in step with the grants"
+                )
+        status = {"Broker": broker}
+        if self.chain is not None:
+            chain = self.chain.chain
+            kind = "embedded py-evm" if self.chain.embedded is not None else settings.chain_url
+            try:
+                block = chain.w3.eth.block_number
+                status["Chain"] = f"{kind}, chain id {chain.chain_id}, block {block}"
+            except Exception as error:
+                status["Chain"] = f"{kind}: unreachable ({error})"
+            status["Registry"] = chain.deployment.contracts["CertificationRegistry"]
+        return status
 
     def bootstrap_admin(self) -> str | None:
         """Create the first admin; returns its generated password when none was set."""

@@ -55,6 +55,8 @@ class RejectionQuery:
     producer: str | None = None
     after: int = 0
     limit: int = 100
+    newest_first: bool = False
+    """The latest `limit` rejections (a dashboard's 'recent'), rather than a page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,10 @@ class Store(Protocol):
         ...
 
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]: ...
+
+    def device_activity(self, producer: str, since: str) -> dict[str, tuple[str, int]]:
+        """device -> (when its latest reading arrived, readings arrived since `since`)."""
+        ...
 
     # the Merkle log
 

@@ -757,6 +757,16 @@ class SqliteStore:
     def readings_in_log(self, log: str, start: int, limit: int) -> list[StoredReading]:
         return self._reading_rows("r.log = ? AND r.idx >= ?", [log, start], limit, "r.idx")
 
+    def device_activity(self, producer: str, since: str) -> dict[str, tuple[str, int]]:
+        """device -> (when its latest reading arrived, readings arrived since `since`);
+        one pass over the producer's readings (the dashboard's device list)."""
+        rows = self._connection().execute(
+            "SELECT device, MAX(received), SUM(received >= ?) FROM readings"
+            " WHERE producer = ? GROUP BY device",
+            (since, producer),
+        )
+        return {device: (last, int(recent)) for device, last, recent in rows}
+
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
         row = (
             self._connection()
@@ -837,7 +847,8 @@ class SqliteStore:
         rows = self._connection().execute(
             "SELECT j.id, m.received, m.channel, m.topic, j.producer, m.sender, j.reason,"  # noqa: S608
             " m.digest, m.size, m.format FROM rejections j JOIN messages m ON m.id = j.message_id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY j.id LIMIT ?",
+            f" WHERE {' AND '.join(clauses)}"
+            f" ORDER BY j.id {'DESC' if query.newest_first else 'ASC'} LIMIT ?",
             (*params, query.limit),
         )
         return [StoredRejection(*row) for row in rows]

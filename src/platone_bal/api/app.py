@@ -28,9 +28,16 @@ from platone_bal.api.openapi import install_openapi
 from platone_bal.api.problems import install_problem_handlers
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role
+from platone_bal.web import install_dashboard
 
 
-def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> FastAPI:
+def create_api(
+    context: ApiContext,
+    gateway: GatewayConfig | None = None,
+    session_key: str | None = None,
+    secure_cookies: bool = False,
+) -> FastAPI:
+    """The API and, on the same port, the dashboard (`session_key` signs its cookies)."""
     api = FastAPI(
         title="Platone Blockchain Access Layer",
         version=__version__,
@@ -52,6 +59,7 @@ def create_api(context: ApiContext, gateway: GatewayConfig | None = None) -> Fas
     api.include_router(routes_certification.router)
     api.include_router(routes_verify.router)
     api.include_router(routes_seed.router)
+    install_dashboard(api, session_key, secure_cookies)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -30,3 +30,5 @@ class ApiContext:
     """Checks anchors on the node's own chain and registry; None until the chain is open."""
     device_ledger: Callable[[], DeviceLedger | None] = lambda: None
     """DeviceRegistry through the node's chain-admin account; None until the chain is open."""
+    node_status: Callable[[], dict[str, str]] = lambda: {}
+    """Broker and chain state in words, for the operators' dashboard."""

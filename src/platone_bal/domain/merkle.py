@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 Node = tuple[int, int, bytes]
@@ -185,24 +186,46 @@ def consistency_proof(
     return proof
 
 
-def verify_inclusion(
-    hasher: TreeHasher, index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 §2.1.3.2: does `proof` put `leaf_hash` at `index` of the tree with `root`?"""
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    """One step up an inclusion path: `sibling` joined on its `side`, giving `result`."""
+
+    sibling: bytes
+    side: str
+    """"left" or "right": where the sibling sits next to the hash carried up."""
+    result: bytes
+
+
+def inclusion_steps(
+    hasher: TreeHasher, index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes]
+) -> list[PathStep] | None:
+    """RFC 9162 §2.1.3.2, step by step from the leaf to the root it leads to (shown by
+    the dashboard's verifier); None when the path cannot be one for (index, size)."""
     if not 0 <= index < size:
-        return False
+        return None
     fn, sn, current = index, size - 1, leaf_hash
+    steps: list[PathStep] = []
     for sibling in proof:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             current = hasher.hash_children(sibling, current)
+            steps.append(PathStep(sibling, "left", current))
             while not fn & 1 and fn != 0:
                 fn, sn = fn >> 1, sn >> 1
         else:
             current = hasher.hash_children(current, sibling)
+            steps.append(PathStep(sibling, "right", current))
         fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and current == root
+    return steps if sn == 0 else None
+
+
+def verify_inclusion(
+    hasher: TreeHasher, index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: does `proof` put `leaf_hash` at `index` of the tree with `root`?"""
+    steps = inclusion_steps(hasher, index, size, leaf_hash, proof)
+    return steps is not None and (steps[-1].result if steps else leaf_hash) == root
 
 
 def verify_consistency(

@@ -1,0 +1,54 @@
+"""The web dashboard, served by the node itself on the API's port (no CDN, no
+internet): sign-in with a session cookie, role pages, explorer and verifier."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+
+from platone_bal.web.pages import HERE, bad_csrf, not_signed_in, router
+from platone_bal.web.session import BadCsrfToken, NotSignedIn
+
+SESSION_HOURS = 8
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'"
+)
+"""Scripts only from the node; Plotly sets inline styles on the charts it draws."""
+
+
+def install_dashboard(api: FastAPI, session_key: str | None = None, secure: bool = False) -> None:
+    """Mount the dashboard on `api`. `session_key` signs session cookies (a random one
+    ends every session at restart); `secure` marks cookies HTTPS-only (TLS serving)."""
+    api.add_middleware(GZipMiddleware, minimum_size=2048)
+    api.add_middleware(
+        SessionMiddleware,
+        secret_key=session_key or secrets.token_urlsafe(32),
+        session_cookie="bal_session",
+        max_age=SESSION_HOURS * 3600,
+        same_site="strict",
+        https_only=secure,
+    )
+
+    @api.middleware("http")
+    async def page_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    api.add_exception_handler(NotSignedIn, lambda request, _: not_signed_in(request))
+    api.add_exception_handler(BadCsrfToken, lambda request, _: bad_csrf(request))
+    api.include_router(router)  # before the mount: /static/vendor/... is a route
+    api.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

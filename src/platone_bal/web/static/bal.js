@@ -1,0 +1,119 @@
+// Charts for the dashboard, drawn with Plotly from the JSON API (bearer token of the
+// signed-in user, in the page's <meta name="bal-api-token">).
+"use strict";
+
+const token = document.querySelector('meta[name="bal-api-token"]')?.content;
+
+async function api(path) {
+  const answer = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  if (!answer.ok) {
+    const problem = await answer.json().catch(() => ({}));
+    throw new Error(problem.detail || `${answer.status} ${answer.statusText}`);
+  }
+  return answer.json();
+}
+
+async function pages(path, most) {
+  // Follow next_cursor until `most` items (the API pages at 1,000).
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < most);
+  return items;
+}
+
+function options(select, values) {
+  select.replaceChildren(...values.map((v) => new Option(v, v)));
+}
+
+function draw(chart, x, y, name, unit) {
+  Plotly.react(chart, [{ x, y, name, mode: "lines+markers", type: "scatter" }], {
+    margin: { t: 30, r: 20, b: 50, l: 60 },
+    title: { text: name },
+    xaxis: { title: { text: "measurement time (UTC)" } },
+    yaxis: { title: { text: unit || "value" } },
+  }, { responsive: true, displaylogo: false });
+}
+
+function seriesOf(reading) {
+  // One line per measurand and per attribute set (e.g. a PMU's bus and phase).
+  const attrs = Object.values(reading.attrs || {}).join(", ");
+  return attrs ? `${reading.measurand} (${attrs})` : reading.measurand;
+}
+
+function setupReadings(section) {
+  const status = section.querySelector("[data-status]");
+  const chart = section.querySelector("[data-chart]");
+  const series = section.querySelector("[data-series]");
+  const table = section.querySelector("[data-table]");
+  const device = series.querySelector('[name="device"]');
+  const measurand = series.querySelector('[name="measurand"]');
+  let readings = [];
+
+  function show() {
+    const chosen = readings.filter((r) => r.device === device.value && seriesOf(r) === measurand.value);
+    chosen.sort((a, b) => a.time.localeCompare(b.time));
+    draw(chart, chosen.map((r) => r.time), chosen.map((r) => Number(r.value)),
+         `${device.value} · ${measurand.value}`, chosen[0]?.unit);
+    section.querySelector("[data-caption]").textContent =
+      `${chosen.length} readings of ${device.value}, ${measurand.value}; the latest are in the table below.`;
+    const rows = chosen.slice(-20).reverse().map((r) => {
+      const tr = document.createElement("tr");
+      const cells = [String(r.id), r.time, `${r.value} ${r.unit || ""}`];
+      for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
+      const links = document.createElement("td");
+      links.innerHTML = `<a href="/proofs/${r.id}.json" download>proof</a> · <a href="/verify?reading=${r.id}">verify</a> · <a href="/explorer?reading=${r.id}">path</a>`;
+      tr.append(links);
+      return tr;
+    });
+    table.querySelector("tbody").replaceChildren(...rows);
+    table.hidden = false;
+  }
+
+  async function load(producer) {
+    status.textContent = `Loading ${producer}'s readings…`;
+    try {
+      readings = await pages(`/v1/readings?producer=${encodeURIComponent(producer)}&limit=1000`, 5000);
+    } catch (error) {
+      status.textContent = `Could not load the readings: ${error.message}`;
+      return;
+    }
+    if (!readings.length) { status.textContent = `No readings of ${producer} yet.`; return; }
+    const devices = [...new Set(readings.map((r) => r.device))].sort();
+    options(device, devices);
+    const pickMeasurands = () => {
+      options(measurand, [...new Set(readings.filter((r) => r.device === device.value).map(seriesOf))].sort());
+    };
+    pickMeasurands();
+    series.hidden = false;
+    device.onchange = () => { pickMeasurands(); show(); };
+    measurand.onchange = show;
+    status.textContent = `${readings.length} readings of ${producer} loaded.`;
+    show();
+  }
+
+  const form = section.querySelector("[data-load]");
+  form.addEventListener("submit", (event) => { event.preventDefault(); load(form.producer.value); });
+  load(form.producer.value);
+}
+
+async function setupGrowth(section) {
+  const status = section.querySelector("[data-status]");
+  try {
+    const checkpoints = await pages(`/v1/logs/${encodeURIComponent(section.dataset.log)}/checkpoints?limit=1000`, 10000);
+    draw(section.querySelector("[data-chart]"), checkpoints.map((c) => c.time),
+         checkpoints.map((c) => c.size), "readings in the log", "readings");
+    status.textContent = `${checkpoints.length} signed checkpoints.`;
+  } catch (error) {
+    status.textContent = `Could not load the checkpoints: ${error.message}`;
+  }
+}
+
+document.querySelectorAll("[data-readings]").forEach((section) => {
+  if (section.querySelector("[data-load]")) setupReadings(section);
+});
+document.querySelectorAll("[data-growth]").forEach(setupGrowth);

@@ -1,0 +1,179 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright), as a new
+user would use it: a consumer asks, the producer accepts in another browser, the
+consumer charts the data; a downloaded proof verifies VALID and, with one digit
+changed, INVALID at the leaf check. Every page passes axe-core's accessibility rules;
+screenshots go to test-artifacts/screenshots/ (the README shows copies)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SAMPLE_PMU, SAMPLE_XML, require_binary
+from tests.integration.nodes import NodeThread, publish_as_producer1, wait_for
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+PRODUCER = ("producer1", "secret-pass-1")
+CONSUMER = ("consumer1", "secret-pass-2")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = require_binary("chromium")
+    if not AXE.exists():
+        if os.environ.get("BAL_REQUIRE_INTEGRATION"):
+            pytest.fail(f"{AXE} is missing: run npm ci")
+        pytest.skip("axe-core is not installed (npm ci)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[NodeThread]:
+    with NodeThread(tmp_path / "bal", anchor_interval=1.0) as running:
+        running.add_user(*PRODUCER)
+        running.add_user(*CONSUMER, role="consumer")
+        publish_as_producer1(running, SAMPLE_XML, SAMPLE_PMU)
+        wait_for(lambda: running.get("/v1/readings")["items"] != [], what="readings")
+        yield running
+
+
+def open_page(browser: Browser, node: NodeThread) -> Page:
+    """A fresh browser context (its own cookies): a second person at another desk."""
+    context = browser.new_context(
+        base_url=f"http://127.0.0.1:{node.settings.http_port}",
+        viewport={"width": 1280, "height": 900},
+        accept_downloads=True,
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    # axe-core is served as if it were the node's own file, so the page's CSP allows it.
+    page.route(
+        "**/test-only/axe.min.js",
+        lambda route: route.fulfill(body=AXE.read_text(), content_type="text/javascript"),
+    )
+    return page
+
+
+def sign_in(page: Page, who: tuple[str, str]) -> None:
+    page.goto("/")
+    expect(page).to_have_url("/login")
+    page.get_by_label("Username").fill(who[0])
+    page.get_by_label("Password").fill(who[1])
+    page.get_by_role("button", name="Sign in").click()
+
+
+def accessible(page: Page, name: str) -> None:
+    """No axe-core violations (WCAG 2.1 A/AA rules); a screenshot of the page either way."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.add_script_tag(url="/test-only/axe.min.js")
+    result: dict[str, Any] = page.evaluate(
+        "async () => await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa']})"
+    )
+    problems = [
+        f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})"
+        for v in result["violations"]
+    ]
+    assert problems == [], f"{name}: {problems}"
+
+
+def test_grant_chart_and_verify_in_a_real_browser(browser: Browser, node: NodeThread) -> None:
+    consumer = open_page(browser, node)
+    consumer.goto("/login")
+    accessible(consumer, "login")
+    consumer.get_by_label("Username").fill("consumer1")
+    consumer.get_by_label("Password").fill("wrong-password")
+    consumer.get_by_role("button", name="Sign in").click()
+    expect(consumer.get_by_role("alert")).to_contain_text("Wrong username or password")
+
+    sign_in(consumer, CONSUMER)
+    expect(consumer).to_have_url("/consumer")
+    expect(consumer.get_by_role("row", name="producer1")).to_contain_text("none")
+    consumer.get_by_text("Request access to producer1").click()
+    consumer.get_by_label("Why you need it").fill("voltage study")
+    consumer.get_by_role("button", name="Request access").click()
+    expect(consumer.get_by_role("status").first).to_contain_text("requested")
+    expect(consumer.get_by_role("row", name="producer1").first).to_contain_text("requested")
+    accessible(consumer, "consumer-requested")
+
+    producer = open_page(browser, node)
+    sign_in(producer, PRODUCER)
+    expect(producer).to_have_url("/producer")
+    request_row = producer.get_by_role("row").filter(has_text="voltage study")
+    expect(request_row).to_contain_text("consumer1")
+    accessible(producer, "producer-request")
+    producer.get_by_role("button", name="Accept grant 1 for consumer1").click()
+    expect(producer.get_by_role("status").first).to_contain_text("accepted")
+    expect(producer.locator("[data-chart] .main-svg").first).to_be_visible()
+    expect(producer.locator("[data-table] tbody tr").first).to_be_visible()
+    accessible(producer, "producer")
+
+    consumer.reload()
+    expect(consumer.get_by_role("row", name="producer1").first).to_contain_text("accepted")
+    expect(consumer.locator("[data-chart] .main-svg").first).to_be_visible()
+    expect(consumer.locator("[data-status]").first).to_contain_text("readings of producer1")
+    consumer.get_by_label("Device", exact=True).select_option("pmu1")
+    expect(consumer.locator("[data-table] tbody tr")).to_have_count(1)  # one bus per series
+    accessible(consumer, "consumer-chart")
+
+    # A proof from the dashboard verifies, once its checkpoint is anchored.
+    wait_for(lambda: node.get("/v1/anchors")["items"] != [], timeout=20, what="an anchor")
+    with consumer.expect_download() as download:
+        consumer.locator("[data-table] a", has_text="proof").first.click()
+    proof_file = Path(download.value.path())
+    bundle = json.loads(proof_file.read_text())
+    consumer.goto("/verify")
+    consumer.get_by_label("…or a proof file").set_input_files(str(proof_file))
+    consumer.get_by_role("button", name="Verify").click()
+    expect(consumer.locator("[data-verdict]")).to_have_text("VALID")
+    for check in ("format", "leaf", "inclusion", "signature"):
+        expect(consumer.locator(f"[data-check={check}] td").first).to_have_text("VALID")
+    expect(consumer.locator("svg.merkle")).to_be_visible()
+    accessible(consumer, "verifier-valid")
+
+    changed = dict(bundle, leaf=dict(bundle["leaf"], value=bundle["leaf"]["value"] + "1"))
+    consumer.get_by_label("Proof bundle (JSON)").fill(json.dumps(changed, indent=2))
+    consumer.get_by_role("button", name="Verify").click()
+    expect(consumer.locator("[data-verdict]")).to_have_text("INVALID")
+    expect(consumer.locator("[data-check=leaf] td").first).to_have_text("INVALID")
+    accessible(consumer, "verifier-invalid")
+
+    # Explorer and the operators' page.
+    consumer.goto("/explorer?reading=3")
+    expect(consumer.locator("ol.path")).to_contain_text("pmu1 voltmagnitude = 11")
+    expect(consumer.locator("ol.path")).to_contain_text("transaction 0x")
+    accessible(consumer, "explorer")
+    admin = open_page(browser, node)
+    sign_in(admin, ("admin", "admin-pass-1"))
+    expect(admin).to_have_url("/admin")
+    expect(admin.get_by_text("Anchor lag")).to_be_visible()
+    accessible(admin, "admin")
+
+    # On a tablet the pages fit the screen's width (wide tables scroll in their card).
+    for page, path, name in (
+        (consumer, "/consumer", "consumer-tablet"),
+        (producer, "/producer", "producer-tablet"),
+    ):
+        page.set_viewport_size({"width": 820, "height": 1180})
+        page.goto(path)
+        expect(page.locator("[data-chart] .main-svg").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        accessible(page, name)
+    for page in (consumer, producer, admin):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
