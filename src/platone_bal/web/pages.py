@@ -23,6 +23,7 @@ import rfc8785
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
 from platone_bal import __version__
 from platone_bal.api.access import access_of, may_read
@@ -33,7 +34,7 @@ from platone_bal.domain.merkle import SHA3_256, inclusion_steps
 from platone_bal.domain.proof import verify_bundle
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role, User
-from platone_bal.ports import RejectionQuery, UserExists
+from platone_bal.ports import RejectionQuery, StoredReading, UserExists
 from platone_bal.services.certification import NotYetCertified, proof_bundle
 from platone_bal.services.devices import InvalidDevice
 from platone_bal.services.grants import GrantNotFound
@@ -192,22 +193,26 @@ def consumer_home(request: Request, ctx: Context) -> Response:
     )
 
 
+class GrantForm(BaseModel):
+    """A grant form: the CSRF token, optional limits (comma-separated lists, a UTC
+    datetime-local) and the reason, as the request, accept and refuse forms send them."""
+
+    csrf: str
+    producer: str | None = None
+    devices: str | None = None
+    measurands: str | None = None
+    expires: str | None = None
+    reason: str | None = None
+
+
 @router.post("/consumer/grants")
-def request_grant(
-    request: Request,
-    ctx: Context,
-    csrf: Csrf,
-    producer: Annotated[str, Form()],
-    devices: Annotated[str | None, Form()] = None,
-    measurands: Annotated[str | None, Form()] = None,
-    expires: Annotated[str | None, Form()] = None,
-    reason: Annotated[str | None, Form()] = None,
-) -> Response:
+def request_grant(request: Request, ctx: Context, form: Annotated[GrantForm, Form()]) -> Response:
     user = signed_in(request, ctx)
-    check_csrf(request, csrf)
+    check_csrf(request, form.csrf)
+    producer = form.producer or ""
     try:
-        scope = Slice(producer, _items(devices), _items(measurands))
-        grant = ctx.grants.request(user, scope, _moment(expires), reason or None)
+        scope = Slice(producer, _items(form.devices), _items(form.measurands))
+        grant = ctx.grants.request(user, scope, _moment(form.expires), form.reason or None)
     except (GrantError, GrantNotFound, ValueError) as error:
         return back("/consumer", problem=f"Not requested: {error}")
     _audit_grant(ctx, user, request, grant)
@@ -220,31 +225,28 @@ def decide_grant(
     decision: str,
     request: Request,
     ctx: Context,
-    csrf: Csrf,
-    devices: Annotated[str | None, Form()] = None,
-    measurands: Annotated[str | None, Form()] = None,
-    expires: Annotated[str | None, Form()] = None,
-    reason: Annotated[str | None, Form()] = None,
+    form: Annotated[GrantForm, Form()],
 ) -> Response:
     """accept (optionally narrowed) | refuse | revoke, by whoever may."""
     user = signed_in(request, ctx)
-    check_csrf(request, csrf)
+    check_csrf(request, form.csrf)
+    reason = form.reason or None
     home_page = HOME[user.role]
     try:
         if decision == "accept":
             asked = ctx.grants.get(grant_id, user).scope
             narrowed = Slice(
                 asked.producer,
-                _items(devices) or asked.devices,
-                _items(measurands) or asked.measurands,
+                _items(form.devices) or asked.devices,
+                _items(form.measurands) or asked.measurands,
                 asked.since,
                 asked.until,
             )
-            grant = ctx.grants.accept(grant_id, user, narrowed, _moment(expires))
+            grant = ctx.grants.accept(grant_id, user, narrowed, _moment(form.expires))
         elif decision == "refuse":
-            grant = ctx.grants.refuse(grant_id, user, reason or None)
+            grant = ctx.grants.refuse(grant_id, user, reason)
         elif decision == "revoke":
-            grant = ctx.grants.revoke(grant_id, user, reason or None)
+            grant = ctx.grants.revoke(grant_id, user, reason)
         else:
             return back(home_page, problem=f"Unknown decision {decision!r}.")
     except (GrantError, GrantNotFound, ValueError) as error:
@@ -442,8 +444,8 @@ def _reading_path(
     ctx: ApiContext, user: User, request: Request, reading_id: int
 ) -> dict[str, Any] | None:
     """Payload -> reading -> leaf -> checkpoint -> anchor, for a reading the user may read."""
-    stored = ctx.store.reading(reading_id)
-    if stored is None or not may_read(access_of(ctx, user), stored):
+    stored = _readable(ctx, user, reading_id)
+    if stored is None:
         return None
     ctx.audit.record(user.username, "web", "reading.path", [stored.producer], request.url.path, 1)
     checkpoint = ctx.store.checkpoint_covering(stored.log, stored.index)
@@ -516,11 +518,17 @@ def _steps(bundle: dict[str, Any]) -> list[dict[str, str]]:
     return drawn
 
 
+def _readable(ctx: ApiContext, user: User, reading_id: int) -> StoredReading | None:
+    """The reading if `user` may read it; None also when it does not exist (no hint)."""
+    stored = ctx.store.reading(reading_id)
+    return stored if stored is not None and may_read(access_of(ctx, user), stored) else None
+
+
 def _proof_of(
     ctx: ApiContext, user: User, request: Request, reading_id: int
 ) -> dict[str, Any] | None:
-    stored = ctx.store.reading(reading_id)
-    if stored is None or not may_read(access_of(ctx, user), stored):
+    stored = _readable(ctx, user, reading_id)
+    if stored is None:
         return None
     try:
         bundle = proof_bundle(ctx.store, stored)
