@@ -177,3 +177,16 @@ def test_grant_chart_and_verify_in_a_real_browser(browser: Browser, node: NodeTh
         accessible(page, name)
     for page in (consumer, producer, admin):
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+def test_api_docs_need_no_internet(browser: Browser, node: NodeThread) -> None:
+    """Swagger UI comes from the node (closed control-room networks)."""
+    page = open_page(browser, node)
+    origin = f"http://127.0.0.1:{node.settings.http_port}/"
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(origin) else outside.append(r.url))
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible()  # the 3.1 document rendered
+    expect(page.get_by_text("/v1/readings", exact=True).first).to_be_visible()
+    assert outside == []
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]

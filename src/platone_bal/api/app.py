@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from platone_bal import __version__
@@ -38,7 +39,10 @@ def create_api(
     secure_cookies: bool = False,
 ) -> FastAPI:
     """The API and, on the same port, the dashboard (`session_key` signs its cookies)."""
-    api = FastAPI(
+    # Swagger UI's assets from the installed fastapi-offline package: /docs works in a
+    # closed network too. (No ReDoc: its page fetches a logo from the internet.)
+    api = FastAPIOffline(
+        redoc_url=None,
         title="Platone Blockchain Access Layer",
         version=__version__,
         description="Collect, certify, store and share grid measurement data.",

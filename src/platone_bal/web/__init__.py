@@ -21,6 +21,12 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'"
 )
 """Scripts only from the node; Plotly sets inline styles on the charts it draws."""
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'"
+)
+"""/docs starts Swagger UI with an inline script (its assets are local)."""
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 
 
 def install_dashboard(api: FastAPI, session_key: str | None = None, secure: bool = False) -> None:
@@ -42,7 +48,9 @@ def install_dashboard(api: FastAPI, session_key: str | None = None, secure: bool
     ) -> Response:
         response = await call_next(request)
         if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            docs = request.url.path in DOCS_PATHS
+            policy = DOCS_POLICY if docs else CONTENT_SECURITY_POLICY
+            response.headers["Content-Security-Policy"] = policy
             response.headers["X-Content-Type-Options"] = "nosniff"
             response.headers["Referrer-Policy"] = "same-origin"
             response.headers["Cache-Control"] = "no-store"
