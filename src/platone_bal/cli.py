@@ -94,7 +94,7 @@ def up(
         http = f"{'https' if secure else 'http'}://{settings.bind}:{settings.http_port}"
         console.print(
             f"BAL up. data: {settings.data_dir.resolve()}\n"
-            f"  HTTP  {http}  (docs at /docs)\n"
+            f"  HTTP  {http}  (dashboard: open it in a browser; API docs at /docs)\n"
             f"  MQTT  {mqtt}"
         )
 
