@@ -8,8 +8,13 @@ import re
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.api import create_api
+from platone_bal.domain.users import Role
 from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.ingest import IngestService
+from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.unit.conftest import api_context
 from tests.unit.test_api import add_user, publish
 from tests.unit.test_checkpoints import KEY as SIGNING_KEY
 from tests.unit.test_ingest import NOW
@@ -160,3 +165,26 @@ def test_devices_registered_through_the_form_show_their_password_once(
     assert "disabled" in disabled.headers["location"]
     devices = client.get("/v1/devices", headers=admin).json()
     assert [(d["device_id"], d["disabled"]) for d in devices] == [("pmu7", True)]
+
+
+def test_the_session_cookie_is_httponly_strict_and_secure_under_tls(
+    store: SqliteStore, users: UserService
+) -> None:
+    users.create("consumer1", "pass-consumer1", Role.CONSUMER)
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16)
+    app = create_api(api_context(store, users, ingest), session_key="k" * 32, secure_cookies=True)
+    with TestClient(app, base_url="https://testserver") as tls_client:
+        form = tls_client.get("/login")
+        answer = tls_client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(form.text),
+                "username": "consumer1",
+                "password": "pass-consumer1",
+            },
+            follow_redirects=False,
+        )
+    cookie = answer.headers["set-cookie"].lower()
+    assert "bal_session=" in cookie
+    for flag in ("httponly", "samesite=strict", "secure", "max-age=28800"):
+        assert flag in cookie, flag
