@@ -30,11 +30,11 @@ function options(select, values) {
   select.replaceChildren(...values.map((v) => new Option(v, v)));
 }
 
-function draw(chart, x, y, name, unit) {
+function draw(chart, x, y, name, unit, xTitle = "measurement time (UTC)") {
   Plotly.react(chart, [{ x, y, name, mode: "lines+markers", type: "scatter" }], {
     margin: { t: 30, r: 20, b: 50, l: 60 },
     title: { text: name },
-    xaxis: { title: { text: "measurement time (UTC)" } },
+    xaxis: { title: { text: xTitle } },
     yaxis: { title: { text: unit || "value" } },
   }, { responsive: true, displaylogo: false });
 }
@@ -106,7 +106,7 @@ async function setupGrowth(section) {
   try {
     const checkpoints = await pages(`/v1/logs/${encodeURIComponent(section.dataset.log)}/checkpoints?limit=1000`, 10000);
     draw(section.querySelector("[data-chart]"), checkpoints.map((c) => c.time),
-         checkpoints.map((c) => c.size), "readings in the log", "readings");
+         checkpoints.map((c) => c.size), "readings in the log", "readings", "checkpoint time (UTC)");
     status.textContent = `${checkpoints.length} signed checkpoints.`;
   } catch (error) {
     status.textContent = `Could not load the checkpoints: ${error.message}`;
