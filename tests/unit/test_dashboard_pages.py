@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.api import create_api
+from platone_bal.domain.messages import Channel
 from platone_bal.domain.users import Role
 from platone_bal.services.checkpointer import Checkpointer
-from platone_bal.services.ingest import IngestService
+from platone_bal.services.ingest import Delivery, IngestService
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.conftest import api_context
@@ -188,3 +190,18 @@ def test_the_session_cookie_is_httponly_strict_and_secure_under_tls(
     assert "bal_session=" in cookie
     for flag in ("httponly", "samesite=strict", "secure", "max-age=28800"):
         assert flag in cookie, flag
+
+
+def test_what_devices_send_is_shown_as_text_never_as_markup(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    add_user(client, admin, "producer1", "producer")
+    hostile = "platone/producer1/<script>alert(1)</script>"
+    IngestService(store, log_id="bal-main", max_payload_bytes=1 << 16).ingest(
+        [Delivery(Channel.MQTT, hostile, b"<not a reading/>", datetime.now(UTC))]
+    )
+    owner = TestClient(client.app)
+    sign_in(owner, "producer1", "pass-producer1")
+    page = owner.get("/producer").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page

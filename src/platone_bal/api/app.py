@@ -29,7 +29,6 @@ from platone_bal.api.openapi import install_openapi
 from platone_bal.api.problems import install_problem_handlers
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role
-from platone_bal.web import install_dashboard
 
 
 def create_api(
@@ -63,6 +62,9 @@ def create_api(
     api.include_router(routes_certification.router)
     api.include_router(routes_verify.router)
     api.include_router(routes_seed.router)
+    # Imported here: the dashboard builds on this package (access rules, context).
+    from platone_bal.web import install_dashboard
+
     install_dashboard(api, session_key, secure_cookies)
 
     @api.get("/healthz", tags=["operations"])

@@ -28,9 +28,9 @@ class DeviceService:
         self.store = store
         self.clock = clock
         self.on_password: Callable[[str, str], object] = lambda _name, _password: None
-        """Told (login, password) when a device gets credentials (see UserService)."""
+        """Told (login, password) when a device is registered with credentials."""
         self.on_change: Callable[[], object] = lambda: None
-        """Told after a device is registered or disabled."""
+        """Told after a device without credentials is registered, or one is disabled."""
 
     def register(
         self,
@@ -65,7 +65,8 @@ class DeviceService:
         self.store.add_device(device)
         if secret is not None:
             self.on_password(device_login(producer.username, device_id), secret)
-        self.on_change()
+        else:
+            self.on_change()
         return device, secret
 
     def disable(self, producer: str, device_id: str) -> Device | None:

@@ -27,10 +27,10 @@ class UserService:
         self.store = store
         self.wallets = wallets
         self.on_password: Callable[[str, str], object] = lambda _name, _password: None
-        """Told (username, password) after each stored password: an external broker
-        with its own password hashes needs it in clear, once."""
+        """Told (username, password) after each stored password, a new user's included:
+        an external broker with its own password hashes needs it in clear, once."""
         self.on_change: Callable[[], object] = lambda: None
-        """Told after a user is created, disabled or enabled."""
+        """Told after a user is disabled or enabled."""
 
     def create(self, username: str, password: str, role: Role) -> User:
         if not valid_username(username):
@@ -44,7 +44,6 @@ class UserService:
         user = User(username, role, hash_password(password), wallet)
         self.store.add_user(user, keystore)
         self.on_password(username, password)
-        self.on_change()
         return user
 
     def authenticate(self, username: str, password: str) -> User | None:
