@@ -181,9 +181,18 @@ class Store(Protocol):
         ...
 
     def audit_entries(
-        self, *, who: str | None = None, producer: str | None = None, after: int = -1,
+        self,
+        *,
+        who: str | None = None,
+        producer: str | None = None,
+        after: int = -1,
         limit: int = 100,
-    ) -> list[tuple[int, bytes]]: ...  # fmt: skip
+    ) -> list[tuple[int, bytes]]: ...
+
+    def audit_columns(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
+        """(index, time, who, action, producers) of bal-audit as stored beside each leaf;
+        these columns decide who sees an entry, so `bal audit` compares them too."""
+        ...  # fmt: skip
 
     def add_device(self, device: Device) -> None:
         """Store a new device; UserExists if the producer already has that id."""

@@ -86,3 +86,24 @@ def test_bal_audit_recomputes_the_access_log_and_finds_a_changed_entry(
     report = audit_log(store, AUDIT_LOG, chain=None)
     assert report.bad_index == 1
     assert report.problem == "leaf bytes do not hash to the stored leaf hash"
+
+
+def test_bal_audit_finds_an_entry_hidden_from_its_producer(
+    client: TestClient, admin: dict[str, str], store: SqliteStore
+) -> None:
+    producer = add_user(client, admin, "producer1", "producer")
+    consumer = add_user(client, admin, "consumer1", "consumer")
+    publish(store, "producer1", SAMPLE_XML)
+    grant = client.post("/v1/grants", json={"producer": "producer1"}, headers=consumer).json()
+    client.post(f"/v1/grants/{grant['id']}/accept", headers=producer).raise_for_status()
+    client.get("/v1/readings", headers=consumer)  # index 2: consumer1 read producer1's data
+    assert audit_log(store, AUDIT_LOG, chain=None).ok
+    with store._transaction() as db:  # someone hides that read from producer1's view
+        db.execute("UPDATE audit SET producers = '  ' WHERE idx = 2")
+    assert [e["index"] for e in client.get("/v1/audit", headers=producer).json()["items"]] == [
+        0,
+        1,
+    ]
+    report = audit_log(store, AUDIT_LOG, chain=None)
+    assert report.bad_index == 2
+    assert report.problem == "producers: stored [], certified entry says ['producer1']"

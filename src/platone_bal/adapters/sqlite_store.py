@@ -395,6 +395,17 @@ class SqliteStore:
         )
         return [(int(index), bytes(leaf)) for index, leaf in rows]
 
+    def audit_columns(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
+        rows = self._connection().execute(
+            "SELECT idx, time, who, action, producers FROM audit WHERE idx > ? ORDER BY idx"
+            " LIMIT ?",
+            (after, limit),
+        )
+        return [
+            (int(index), time, who, action, producers)
+            for index, time, who, action, producers in rows
+        ]
+
     # devices
 
     def add_device(self, device: Device) -> None:

@@ -22,7 +22,7 @@ class AuditEntry:
     who: str
     """The user (or `user via client-id`) who acted."""
     channel: str
-    """http or mqtt."""
+    """http, mqtt or web (the dashboard)."""
     action: str
     """e.g. readings.read, proof.read, data.validate, grant.accepted, certified.subscribe."""
     producers: tuple[str, ...]

@@ -72,12 +72,24 @@ def _reading_differs(reading: StoredReading, raw: bytes) -> str | None:
     return None
 
 
-def _entry_differs(raw: bytes) -> str | None:
+def _entry_differs(raw: bytes, columns: tuple[int, str, str, str, str] | None) -> str | None:
     entry = json.loads(raw)
     if leaf_bytes(entry) != raw:
         return "stored entry bytes are not the canonical (RFC 8785) encoding of the entry"
     if entry.get("log") != AUDIT_LOG:
         return f"entry names log {entry.get('log')!r}"
+    if columns is None:
+        return "entry has no stored columns"
+    _, time, who, action, producers = columns
+    expected = {
+        "time": time,
+        "who": who,
+        "action": action,
+        "producers": producers.split(),
+    }
+    for key, stored in expected.items():
+        if entry.get(key) != stored:
+            return f"{key}: stored {stored!r}, certified entry says {entry.get(key)!r}"
     return None
 
 
@@ -85,7 +97,8 @@ def _records(store: Store, log: str, start: int) -> list[tuple[int, bytes, str |
     """(index, leaf bytes, what differs or None) of the next page from `start`."""
     if log == AUDIT_LOG:
         rows = store.audit_entries(after=start - 1, limit=PAGE)
-        return [(index, raw, _entry_differs(raw)) for index, raw in rows]
+        columns = {c[0]: c for c in store.audit_columns(after=start - 1, limit=PAGE)}
+        return [(index, raw, _entry_differs(raw, columns.get(index))) for index, raw in rows]
     readings = store.readings_in_log(log, start, PAGE)
     leaves = dict(store.leaves(log, start, PAGE))
     return [(r.index, leaves[r.index], _reading_differs(r, leaves[r.index])) for r in readings]
