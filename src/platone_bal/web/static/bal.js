@@ -59,8 +59,9 @@ function setupReadings(section) {
     chosen.sort((a, b) => a.time.localeCompare(b.time));
     draw(chart, chosen.map((r) => r.time), chosen.map((r) => Number(r.value)),
          `${device.value} · ${measurand.value}`, chosen[0]?.unit);
+    const count = chosen.length === 1 ? "1 reading" : `${chosen.length} readings`;
     section.querySelector("[data-caption]").textContent =
-      `${chosen.length} readings of ${device.value}, ${measurand.value}; the latest are in the table below.`;
+      `${count} of ${device.value}, ${measurand.value}; the latest are in the table below.`;
     const rows = chosen.slice(-20).reverse().map((r) => {
       const tr = document.createElement("tr");
       const cells = [String(r.id), r.time, `${r.value} ${r.unit || ""}`];
