@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from pydantic import ValidationError
 
+from platone_bal.adapters.dynsec import DynsecControl
+from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.tls import ensure_self_signed, fingerprint
 from platone_bal.cli import print_plain
 from platone_bal.config import Settings
@@ -44,3 +47,19 @@ def test_fingerprints_are_printed_verbatim(capsys: pytest.CaptureFixture[str]) -
     text = "SHA-256 fingerprint " + ":".join(["6E", "CD", "AB", "22"] * 8)
     print_plain(text)
     assert capsys.readouterr().out == text + "\n"
+
+
+def test_every_mqtt_connection_to_an_external_broker_trusts_the_given_ca(
+    tmp_path: Path,
+) -> None:
+    """The egress publisher, like the ingest subscriber and the dynsec control, verifies
+    an mqtts:// broker against BAL_MQTT_CA_FILE (it ignored it before)."""
+    cert, _ = ensure_self_signed(tmp_path, ["localhost"])
+    url = "mqtts://localhost:8883"
+    publisher = MqttPublisher(url, "bal-service", "pw", client_id="egress", ca_file=cert)
+    control = DynsecControl(url, "bal-service", "pw", ca_file=cert)
+    for client in (publisher._client, control._client):
+        context = client._ssl_context
+        assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+        subjects = [dict(item[0] for item in c["subject"]) for c in context.get_ca_certs()]
+        assert subjects and subjects[0]["commonName"] == "Platone BAL (self-signed)"

@@ -33,7 +33,12 @@ class MqttPublisher:
         self.address = BrokerAddress.parse(url)
         self.connected = threading.Event()
         self._client = paho_client(
-            self.address, username, password, client_id=client_id, clean_session=True
+            self.address,
+            username,
+            password,
+            client_id=client_id,
+            clean_session=True,
+            ca_file=ca_file,
         )
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
