@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, require_binary
 from tests.integration.nodes import NodeThread, publish_as_producer1, wait_for
-
-pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
