@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +21,6 @@ from platone_bal.domain.grants import (
     Slice,
 )
 from platone_bal.domain.readings import format_time
-from platone_bal.domain.users import Role
 from platone_bal.services.grants import GrantNotFound
 
 router = APIRouter(prefix="/v1", tags=["grants"])
@@ -163,23 +163,14 @@ def accept_grant(
     """The producer accepts, optionally narrowing devices, measurands, window or expiry."""
     try:
         grant = ctx.grants.get(grant_id, who.user)
-        scope = None if narrowed is None else _narrowing(narrowed, grant.scope)
+        scope = None
+        if narrowed is not None:
+            given = narrowed.slice_of(grant.producer)
+            scope = grant.scope.narrowed(given.devices, given.measurands, given.since, given.until)
         expires = None if narrowed is None else narrowed.expires
         return _decided(ctx, request, who, ctx.grants.accept(grant_id, who.user, scope, expires))
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
-
-
-def _narrowing(fields: ScopeFields, asked: Slice) -> Slice:
-    """Fields left out keep what was asked."""
-    given = fields.slice_of(asked.producer)
-    return Slice(
-        asked.producer,
-        given.devices if fields.devices is not None else asked.devices,
-        given.measurands if fields.measurands is not None else asked.measurands,
-        given.since if fields.since is not None else asked.since,
-        given.until if fields.until is not None else asked.until,
-    )
 
 
 @router.post("/grants/{grant_id}/refuse", response_model=GrantOut, response_model_by_alias=True)
@@ -190,11 +181,7 @@ def refuse_grant(
     who: Reader,
     body: Decision | None = None,
 ) -> GrantOut:
-    try:
-        reason = body.reason if body else None
-        return _decided(ctx, request, who, ctx.grants.refuse(grant_id, who.user, reason))
-    except (GrantError, GrantNotFound) as error:
-        raise _errors_as_http(error) from None
+    return _ended(ctx, request, who, body, lambda why: ctx.grants.refuse(grant_id, who.user, why))
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut, response_model_by_alias=True)
@@ -206,9 +193,19 @@ def revoke_grant(
     body: Decision | None = None,
 ) -> GrantOut:
     """Either side ends an accepted grant; REST and MQTT access stop at once."""
+    return _ended(ctx, request, who, body, lambda why: ctx.grants.revoke(grant_id, who.user, why))
+
+
+def _ended(
+    ctx: Context,
+    request: Request,
+    who: Principal,
+    body: Decision | None,
+    end: Callable[[str | None], Grant],
+) -> GrantOut:
+    """A refuse or revoke with its optional reason, answered like every decision."""
     try:
-        reason = body.reason if body else None
-        return _decided(ctx, request, who, ctx.grants.revoke(grant_id, who.user, reason))
+        return _decided(ctx, request, who, end(body.reason if body else None))
     except (GrantError, GrantNotFound) as error:
         raise _errors_as_http(error) from None
 
@@ -225,24 +222,16 @@ class ProducerOut(BaseModel):
 def list_producers(ctx: Context, who: Reader) -> list[ProducerOut]:
     """The producers a consumer may ask, with the status of its own newest grant."""
     now = ctx.grants.clock()
-    newest: dict[str, Grant] = {}
-    for grant in ctx.store.grants_of(who.user.username):
-        newest.setdefault(grant.producer, grant)
-    answer = []
-    for user in ctx.store.list_users():
-        if user.role is not Role.PRODUCER or user.disabled or user.topic is None:
-            continue
-        mine = newest.get(user.username)
-        answer.append(
-            ProducerOut(
-                username=user.username,
-                topic=user.topic,
-                wallet=user.wallet,
-                grant_status=mine.status_at(now) if mine else None,
-                grant_id=mine.id if mine else None,
-            )
+    return [
+        ProducerOut(
+            username=producer.username,
+            topic=producer.topic or "",
+            wallet=producer.wallet,
+            grant_status=mine.status_at(now) if mine else None,
+            grant_id=mine.id if mine else None,
         )
-    return answer
+        for producer, mine in ctx.grants.producers_for(who.user)
+    ]
 
 
 @router.get("/grants/{grant_id}/evidence")

@@ -71,6 +71,23 @@ class Slice:
             and (self.until is None or now < self.until)
         )
 
+    def narrowed(
+        self,
+        devices: frozenset[str] | None = None,
+        measurands: frozenset[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Slice:
+        """This slice with the given limits replacing its own; None keeps what it has
+        (a producer accepting for less than was asked)."""
+        return replace(
+            self,
+            devices=self.devices if devices is None else devices,
+            measurands=self.measurands if measurands is None else measurands,
+            since=self.since if since is None else since,
+            until=self.until if until is None else until,
+        )
+
     def within(self, wider: Slice) -> bool:
         """True when this slice asks for nothing `wider` does not cover."""
         return (

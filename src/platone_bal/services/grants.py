@@ -125,6 +125,18 @@ class GrantService:
         """The grants `user` is a party to; an admin's: all of them."""
         return self.store.grants_of(None if user.role is Role.ADMIN else user.username)
 
+    def producers_for(self, user: User) -> list[tuple[User, Grant | None]]:
+        """The enabled producers one may ask, each with `user`'s newest grant with them
+        (the seed's consumer dashboard list)."""
+        newest: dict[str, Grant] = {}
+        for grant in self.store.grants_of(user.username):  # newest first
+            newest.setdefault(grant.producer, grant)
+        return [
+            (producer, newest.get(producer.username))
+            for producer in self.store.list_users()
+            if producer.role is Role.PRODUCER and not producer.disabled
+        ]
+
     def access(self, user: User) -> Access:
         """What `user` may read at this moment (expiry judged now)."""
         if user.disabled:

@@ -172,14 +172,7 @@ def consumer_home(request: Request, ctx: Context) -> Response:
     user = signed_in(request, ctx)
     now = ctx.grants.clock()
     grants = ctx.grants.grants_of(user)
-    newest: dict[str, Grant] = {}
-    for grant in grants:
-        newest.setdefault(grant.producer, grant)
-    producers = [
-        (p, newest.get(p.username))
-        for p in ctx.store.list_users()
-        if p.role is Role.PRODUCER and not p.disabled
-    ]
+    producers = ctx.grants.producers_for(user)
     readable = sorted({g.producer for g in grants if g.active(now)})
     return page(
         request,
@@ -235,13 +228,7 @@ def decide_grant(
     try:
         if decision == "accept":
             asked = ctx.grants.get(grant_id, user).scope
-            narrowed = Slice(
-                asked.producer,
-                _items(form.devices) or asked.devices,
-                _items(form.measurands) or asked.measurands,
-                asked.since,
-                asked.until,
-            )
+            narrowed = asked.narrowed(_items(form.devices), _items(form.measurands))
             grant = ctx.grants.accept(grant_id, user, narrowed, _moment(form.expires))
         elif decision == "refuse":
             grant = ctx.grants.refuse(grant_id, user, reason)
