@@ -295,6 +295,10 @@ class Store(Protocol):
 
     def latest_anchor(self, log: str) -> Anchor | None: ...
 
+    def latest_anchors(self, log: str, limit: int) -> list[Anchor]:
+        """The log's `limit` largest anchors, newest first."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -193,3 +193,12 @@ def test_proof_checkpoint_prefers_the_smallest_anchored_one(store: SqliteStore) 
     assert store.checkpoint_covering("l", 9) is None
     assert [anchor for _, anchor in store.anchors()] == [store.anchor("l", 5)]
     assert store.latest_anchor("l") == store.anchor("l", 5)
+
+
+def test_the_latest_anchors_are_the_largest_first(store: SqliteStore) -> None:
+    for size in range(1, 13):
+        store.add_anchor(Anchor("l", size, ROOT, 1337, "0xc", f"0x{size:x}", size, "t"))
+    store.add_anchor(Anchor("other", 99, ROOT, 1337, "0xc", "0xo", 99, "t"))
+    assert [a.size for a in store.latest_anchors("l", 3)] == [12, 11, 10]
+    assert store.latest_anchor("l") == store.anchor("l", 12)
+    assert store.latest_anchor("none") is None

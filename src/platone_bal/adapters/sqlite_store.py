@@ -723,7 +723,15 @@ class SqliteStore:
         return self._anchor_where("log = ? AND size = ? ORDER BY id LIMIT 1", (log, size))
 
     def latest_anchor(self, log: str) -> Anchor | None:
-        return self._anchor_where("log = ? ORDER BY size DESC LIMIT 1", (log,))
+        return next(iter(self.latest_anchors(log, 1)), None)
+
+    def latest_anchors(self, log: str, limit: int) -> list[Anchor]:
+        """The log's `limit` largest anchors, newest first (the explorer's table)."""
+        rows = self._connection().execute(
+            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? ORDER BY size DESC LIMIT ?",  # noqa: S608
+            (log, limit),
+        )
+        return [_anchor(row)[1] for row in rows]
 
     def anchor_by_tx(self, tx: str) -> Anchor | None:
         return self._anchor_where("tx = ? ORDER BY id LIMIT 1", (tx.lower(),))

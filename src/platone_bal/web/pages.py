@@ -421,7 +421,7 @@ def explorer(request: Request, ctx: Context, reading: int | None = None) -> Resp
         "explorer.html",
         log=log,
         size=ctx.store.log_size(log),
-        anchors=[a for _, a in reversed(ctx.store.anchors(log, 0, 10_000)[-50:])],
+        anchors=ctx.store.latest_anchors(log, 50),
         reading=reading,
         path=path,
     )
