@@ -5,7 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export ETH_HASH_BACKEND ?= pysha3
 
-.PHONY: run test lint unit integration bench contracts clean
+.PHONY: run test lint unit integration bench contracts clean mosquitto
+
+# The node runs its own Mosquitto (Debian's package). Installed when missing; Debian
+# starts the packaged service on 1883 at install, which the node needs, so it is stopped.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+mosquitto:
+	@test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || { \
+	  echo "installing Mosquitto (apt-get install mosquitto mosquitto-clients)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients \
+	    >/dev/null && \
+	  { $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || \
+	    $(SUDO) service mosquitto stop >/dev/null 2>&1 || true; }; }
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
+run: $(STAMP) mosquitto
 	$(BIN)/bal up
 
 test: lint unit integration
@@ -31,7 +43,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-integration: $(STAMP) node_modules/.installed
+integration: $(STAMP) node_modules/.installed mosquitto
 	$(BIN)/pytest -q tests/integration
 
 # Recompile contracts/*.sol with the pinned solc into the committed artifacts.

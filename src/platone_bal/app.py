@@ -7,16 +7,23 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from web3 import Web3
 
-from platone_bal.adapters.amqtt_broker import EmbeddedBroker
 from platone_bal.adapters.chain_rpc import ReadOnlyRpc, create_rpc_app
 from platone_bal.adapters.dynsec import DynsecBroker, DynsecControl
+from platone_bal.adapters.mosquitto_process import (
+    SERVICE_USERNAME,
+    ManagedMosquitto,
+    MosquittoConfig,
+    free_loopback_port,
+)
 from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
@@ -30,7 +37,6 @@ from platone_bal.api.tokens import TokenSigner
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
-from platone_bal.ports import CertifiedSink
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.broker_sync import BrokerSync
@@ -78,6 +84,16 @@ def keystore_passphrase(settings: Settings) -> str:
     return read_or_create_secret(settings.secrets_dir / "keystore-passphrase")
 
 
+@dataclass(frozen=True)
+class BrokerLogin:
+    """How the node's own MQTT clients (ingest, egress, rule sync) reach the broker."""
+
+    url: str
+    username: str
+    password: str
+    ca_file: Path | None
+
+
 class Node:
     """One BAL node: store, users, ingest, broker and API wired from Settings."""
 
@@ -118,6 +134,7 @@ class Node:
             batch_size=settings.ingest_batch,
             on_commit=self.checkpointer.log_grew,
         )
+        self.mosquitto, self.broker_login = self._broker()
         self.dynsec, self.broker_sync = self._broker_sync()
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
@@ -145,20 +162,48 @@ class Node:
         self._rpc_server: _Server | None = None
         self._stop_requested = threading.Event()
 
-    def _broker_sync(self) -> tuple[DynsecControl | None, BrokerSync | None]:
-        """With Mosquitto's Dynamic Security: its control connection and the worker that
-        keeps its rules, told of every password and every change to users, devices and
-        grants."""
+    def _broker(self) -> tuple[ManagedMosquitto | None, BrokerLogin]:
+        """The node's own Mosquitto (embedded default) or the outside one's address."""
         settings = self.settings
-        if settings.broker != "mosquitto" or not settings.mqtt_dynsec:
-            return None, None
+        if settings.broker == "embedded":
+            password = read_or_create_secret(settings.secrets_dir / "mqtt-service-password")
+            mosquitto = ManagedMosquitto(
+                MosquittoConfig(
+                    directory=settings.data_dir / "mosquitto",
+                    bind=settings.bind,
+                    port=settings.mqtt_port,
+                    tls_port=settings.mqtt_tls_port,
+                    tls=settings.tls,
+                    service_password=password,
+                    internal_port=free_loopback_port(),
+                    binary=settings.mosquitto_binary,
+                )
+            )
+            login = BrokerLogin(mosquitto.config.url, SERVICE_USERNAME, password, None)
+            return mosquitto, login
         assert settings.mqtt_username and settings.mqtt_password
-        control = DynsecControl(
+        login = BrokerLogin(
             settings.mqtt_url,
             settings.mqtt_username,
             settings.mqtt_password.get_secret_value(),
+            settings.mqtt_ca_file,
+        )
+        return None, login
+
+    def _broker_sync(self) -> tuple[DynsecControl | None, BrokerSync | None]:
+        """With Mosquitto's Dynamic Security: its control connection and the worker that
+        keeps its rules, told of every password and every change to users, devices and
+        grants. The node's own Mosquitto always runs the plugin."""
+        settings = self.settings
+        if settings.broker == "mosquitto" and not settings.mqtt_dynsec:
+            return None, None
+        login = self.broker_login
+        control = DynsecControl(
+            login.url,
+            login.username,
+            login.password,
             client_id=f"{settings.mqtt_client_id}-dynsec",
-            ca_file=settings.mqtt_ca_file,
+            ca_file=login.ca_file,
         )
         sync = BrokerSync(
             self.store,
@@ -176,8 +221,11 @@ class Node:
     def status(self) -> dict[str, str]:
         """Broker and chain in words, for the operators' page."""
         settings = self.settings
-        if settings.broker == "embedded":
-            broker = f"embedded (amqtt) on {settings.bind}:{settings.mqtt_port}"
+        if self.mosquitto is not None:
+            state = f"pid {self.mosquitto.pid}" if self.mosquitto.pid else "not running"
+            port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
+            broker = f"the node's own Mosquitto on {settings.bind}:{port} ({state}"
+            broker += f", restarted {self.mosquitto.restarts} times)"
         else:
             broker = f"Mosquitto at {settings.mqtt_url}"
             if self.broker_sync is not None:
@@ -235,49 +283,35 @@ class Node:
         audit_anchorer.start()
         decisions.start()
         self.ingest.start()
-        broker: EmbeddedBroker | None = None
         subscriber: MqttSubscriber | None = None
         publisher: MqttPublisher | None = None
         egress: Egress | None = None
+        login = self.broker_login
         try:
-            if settings.broker == "embedded":
-                port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
-                broker = EmbeddedBroker(
-                    settings.bind,
-                    port,
-                    self.users,
-                    self.ingest,
-                    self.grants,
-                    self.devices,
-                    tls=settings.tls,
-                    audit=self.audit,
-                )
-                await broker.start()
-                sink: CertifiedSink = broker.sink(asyncio.get_running_loop())
-            else:
-                assert settings.mqtt_username and settings.mqtt_password
-                if self.dynsec is not None and self.broker_sync is not None:
-                    self.dynsec.start()
-                    await asyncio.to_thread(self.broker_sync.first_sync, 30.0)
-                    self.broker_sync.start()
-                subscriber = MqttSubscriber(
-                    settings.mqtt_url,
-                    settings.mqtt_username,
-                    settings.mqtt_password.get_secret_value(),
-                    client_id=settings.mqtt_client_id,
-                    ingest=self.ingest,
-                    ca_file=settings.mqtt_ca_file,
-                )
-                await asyncio.to_thread(subscriber.start)
-                publisher = sink = MqttPublisher(
-                    settings.mqtt_url,
-                    settings.mqtt_username,
-                    settings.mqtt_password.get_secret_value(),
-                    client_id=f"{settings.mqtt_client_id}-egress",
-                    ca_file=settings.mqtt_ca_file,
-                )
-                publisher.start()
-            egress = Egress(self.store, sink, log_id=settings.log_id)
+            if self.mosquitto is not None:
+                await asyncio.to_thread(self.mosquitto.start)
+            if self.dynsec is not None and self.broker_sync is not None:
+                self.dynsec.start()
+                await asyncio.to_thread(self.broker_sync.first_sync, 30.0)
+                self.broker_sync.start()
+            subscriber = MqttSubscriber(
+                login.url,
+                login.username,
+                login.password,
+                client_id=settings.mqtt_client_id,
+                ingest=self.ingest,
+                ca_file=login.ca_file,
+            )
+            await asyncio.to_thread(subscriber.start)
+            publisher = MqttPublisher(
+                login.url,
+                login.username,
+                login.password,
+                client_id=f"{settings.mqtt_client_id}-egress",
+                ca_file=login.ca_file,
+            )
+            publisher.start()
+            egress = Egress(self.store, publisher, log_id=settings.log_id)
             egress.start()
             self._server = _server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
@@ -301,19 +335,7 @@ class Node:
                 self.request_stop()
             await asyncio.gather(*serving)
         finally:
-            if egress is not None:
-                await asyncio.to_thread(egress.stop)
-            if publisher is not None:
-                await asyncio.to_thread(publisher.stop)
-            if subscriber is not None:
-                await asyncio.to_thread(subscriber.stop)
-            if self.broker_sync is not None:
-                await asyncio.to_thread(self.broker_sync.stop)
-            if self.dynsec is not None:
-                await asyncio.to_thread(self.dynsec.stop)
-            if broker is not None:
-                await broker.stop()
-            await asyncio.to_thread(self.ingest.stop)
+            await asyncio.to_thread(self._shut_down, subscriber, publisher, egress)
             await asyncio.to_thread(self.checkpointer.stop)
             await asyncio.to_thread(self.audit_checkpointer.stop)
             await asyncio.to_thread(self.anchorer.stop)
@@ -321,6 +343,33 @@ class Node:
             await asyncio.to_thread(decisions.stop)
             self.chain.close()
             self.store.close()
+
+    def _shut_down(
+        self,
+        subscriber: MqttSubscriber | None,
+        publisher: MqttPublisher | None,
+        egress: Egress | None,
+    ) -> None:
+        """Stop taking work, write and acknowledge what was taken, then let go of the
+        broker, within `BAL_SHUTDOWN_GRACE`. Whatever was taken but not written stays
+        unacknowledged: the broker (its state saved on its own SIGTERM) delivers it
+        again at the next start."""
+        deadline = time.monotonic() + self.settings.shutdown_grace
+        if subscriber is not None:
+            subscriber.pause()
+        self.ingest.stop(timeout=max(1.0, deadline - time.monotonic() - 3))
+        if subscriber is not None:
+            subscriber.stop()
+        if egress is not None:
+            egress.stop()
+        if publisher is not None:
+            publisher.stop()
+        if self.broker_sync is not None:
+            self.broker_sync.stop()
+        if self.dynsec is not None:
+            self.dynsec.stop()
+        if self.mosquitto is not None:
+            self.mosquitto.stop()
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -62,8 +62,6 @@ def up(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
     settings = _settings(config)
     if tls and settings.tls is None:
         cert, key = ensure_self_signed(settings.tls_dir, [settings.bind])

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         description="Address the HTTP and MQTT listeners bind to; 0.0.0.0 exposes them.",
     )
     http_port: int = Field(default=8080, ge=0, le=65535)
-    mqtt_port: int = Field(default=1883, ge=0, le=65535, description="Embedded broker port.")
+    mqtt_port: int = Field(
+        default=1883, ge=0, le=65535, description="The node's own Mosquitto: plain MQTT port."
+    )
     tls_cert: Path | None = Field(
         default=None,
         description="PEM certificate (chain): HTTPS, MQTT over TLS and the chain RPC use it.",
@@ -43,14 +45,27 @@ class Settings(BaseSettings):
         default=8883,
         ge=0,
         le=65535,
-        description="Embedded broker's TLS port; with TLS configured it is the only MQTT port.",
+        description="The node's own Mosquitto: TLS port; with TLS configured the only one.",
+    )
+    mosquitto_binary: str | None = Field(
+        default=None, description="Mosquitto executable for BAL_BROKER=embedded (else PATH)."
+    )
+    shutdown_grace: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a stop may take: stop taking work, write and acknowledge what "
+        "was received, then exit (what is left unacknowledged is delivered again later).",
     )
     admin_password: SecretStr | None = Field(
         default=None,
         description="Password of the first admin; generated and printed once if unset.",
     )
     store: Literal["sqlite"] = "sqlite"
-    broker: Literal["embedded", "mosquitto"] = "embedded"
+    broker: Literal["embedded", "mosquitto"] = Field(
+        default="embedded",
+        description="embedded: the node starts and supervises its own Mosquitto in the data "
+        "dir; mosquitto: an outside Mosquitto at mqtt_url.",
+    )
     mqtt_url: str = Field(
         default="mqtt://127.0.0.1:1883",
         description="External broker (BAL_BROKER=mosquitto): mqtt://host:port or mqtts://.",

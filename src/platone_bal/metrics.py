@@ -10,6 +10,10 @@ REJECTIONS = Counter("bal_ingest_rejections", "Rejection rows recorded")
 DUPLICATES = Counter("bal_ingest_duplicates", "Redelivered payloads stored only once")
 QUEUE_DEPTH = Gauge("bal_ingest_queue_depth", "Deliveries waiting to be written")
 WRITE_RETRIES = Counter("bal_ingest_write_retries", "Batch writes retried after a store error")
+POISON = Counter(
+    "bal_ingest_poison", "Deliveries rejected because building their record failed unexpectedly"
+)
+BROKER_RESTARTS = Counter("bal_broker_restarts", "Times the node's own Mosquitto was restarted")
 CHECKPOINT_SIZE = Gauge("bal_checkpoint_size", "Size of the newest signed checkpoint", ["log"])
 ANCHOR_SIZE = Gauge("bal_anchor_size", "Size of the newest checkpoint anchored on chain", ["log"])
 ANCHOR_FAILURES = Counter("bal_anchor_failures", "Anchor attempts that failed and will be retried")

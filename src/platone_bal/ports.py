@@ -302,6 +302,11 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used right now (locked, an I/O error, a full disk): a fault of
+    the store, not of the data, so the caller retries later instead of rejecting."""
+
+
 class ChainError(RuntimeError):
     """The chain refused or could not be reached; the message says why."""
 

@@ -6,6 +6,7 @@ ReadingType codes so their units decode, and values that move like a feeder does
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import threading
@@ -157,7 +158,8 @@ def connect(
 def run_fleet(
     fleet: Fleet, *, url: str, password: str, interval: float, rounds: int, qos: int
 ) -> int:
-    """Publish rounds until `rounds` are sent (0: until Ctrl-C); returns payloads sent."""
+    """Publish rounds until `rounds` are sent (0: until Ctrl-C); returns the payloads
+    the broker acknowledged (QoS 1) or that were written to the socket (QoS 0)."""
     client = connect(url, fleet.username, password)
     sent = 0
     columns = (
@@ -180,8 +182,9 @@ def run_fleet(
                     for topic, payload in fleet.round(datetime.now(UTC))
                 ]
                 for info in infos:
-                    info.wait_for_publish(timeout=30)
-                sent += len(infos)
+                    with contextlib.suppress(RuntimeError, ValueError):  # connection lost
+                        info.wait_for_publish(timeout=30)
+                sent += sum(info.is_published() for info in infos)
                 done += 1
                 progress.update(task, completed=sent)
                 if rounds == 0 or done < rounds:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +14,7 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.domain.leaf import message_digest
 from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.users import Role, User
-from platone_bal.ports import ReadingQuery, RejectionQuery
+from platone_bal.ports import ReadingQuery, RejectionQuery, StoreUnavailable
 from platone_bal.services.ingest import Delivery, IngestService
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
@@ -144,7 +146,7 @@ def test_a_codec_crash_becomes_a_rejection(
 
     monkeypatch.setattr("platone_bal.services.ingest.decode", explode)
     ingest.ingest([delivery(SAMPLE_PMU)])
-    assert reasons(store) == ["internal decoder error (RuntimeError)"]
+    assert reasons(store) == ["internal error while decoding (RuntimeError: bug)"]
 
 
 def test_writer_thread_batches_and_acks_after_commit(
@@ -178,7 +180,7 @@ def test_store_errors_are_retried_not_dropped(
     ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_save = store.save
-    failures = iter([RuntimeError("disk full"), None])
+    failures = iter([StoreUnavailable("disk full"), None])
 
     def flaky(records, log):  # type: ignore[no-untyped-def]
         error = next(failures)
@@ -187,7 +189,6 @@ def test_store_errors_are_retried_not_dropped(
         return real_save(records, log)
 
     monkeypatch.setattr(store, "save", flaky)
-    monkeypatch.setattr("platone_bal.services.ingest.time.sleep", lambda _: None)
     ingest.start()
     ingest.submit(delivery(SAMPLE_PMU))
     assert ingest.flush(5)
@@ -220,3 +221,99 @@ def test_every_stored_reading_is_a_leaf_of_the_log_tree(
     for index in (0, 13, 41):
         path = inclusion_proof(SHA3_256, store.nodes("bal-main"), index, size)
         assert verify_inclusion(SHA3_256, index, size, hashes[index], path, root)
+
+
+def pmu_of(device: str) -> bytes:
+    return SAMPLE_PMU.replace(b'"pmu1"', json.dumps(device).encode())
+
+
+def test_a_lone_surrogate_is_a_rejection_and_ingest_goes_on(
+    ingest: IngestService, store: SqliteStore, producer: User
+) -> None:
+    poison = pmu_of("pmu1\ud800")  # json.dumps writes the escape \ud800
+    assert b'"pmu1\\ud800"' in poison
+    ingest.start()
+    ingest.submit(delivery(poison))
+    ingest.submit(delivery(pmu_of("pmu2")))
+    assert ingest.flush(5)
+    ingest.stop()
+    assert reasons(store) == ["JSON text holds a lone UTF-16 surrogate escape (not Unicode text)"]
+    assert {r.device for r in store.readings(ReadingQuery())} == {"pmu2"}
+
+
+def test_a_leaf_that_cannot_be_built_rejects_only_its_payload(
+    ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platone_bal.domain import leaf
+
+    def picky(obj: dict[str, object]) -> bytes:
+        if obj["device"] == "bad":
+            raise UnicodeEncodeError("utf-8", "bad", 0, 1, "surrogates not allowed")
+        return leaf.leaf_bytes(obj)
+
+    monkeypatch.setattr("platone_bal.services.ingest.leaf_bytes", picky)
+    result = ingest.ingest([delivery(pmu_of("bad")), delivery(pmu_of("good"))])
+    assert (result.readings, result.rejections) == (2, 1)
+    (reason,) = reasons(store)
+    assert reason.startswith("internal error while decoding (UnicodeEncodeError:")
+
+
+def test_a_payload_the_store_refuses_is_isolated_and_rejected(
+    ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One payload the store cannot take (a data fault, not a store fault) in a batch
+    of 20: the other 19 are stored, it is rejected with the reason, all 20 are acked."""
+    real_save = store.save
+    poison = pmu_of("pmu-poison")
+
+    def refuse_poison(records, log):  # type: ignore[no-untyped-def]
+        if any(record.payload == poison and record.readings for record in records):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real_save(records, log)
+
+    monkeypatch.setattr(store, "save", refuse_poison)
+    acked: list[str] = []
+    payloads = [pmu_of(f"pmu{n}") for n in range(19)]
+    payloads.insert(7, poison)
+    for payload in payloads:
+        ingest.submit(delivery(payload, ack=lambda record: acked.append(record.outcome.value)))
+    ingest.start()
+    assert ingest.flush(10)
+    ingest.stop()
+    assert sorted(acked) == ["accepted"] * 19 + ["rejected"]
+    assert len(store.readings(ReadingQuery(limit=100))) == 38
+    assert reasons(store) == [
+        "the payload could not be stored (OverflowError: Python int too large to convert"
+        " to SQLite INTEGER)"
+    ]
+
+
+def test_a_stop_gives_up_on_a_store_that_stays_down(
+    ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is acknowledged, nothing rejected, and the stop ends within its grace."""
+
+    def down(records, log):  # type: ignore[no-untyped-def]
+        raise StoreUnavailable("disk I/O error")
+
+    monkeypatch.setattr(store, "save", down)
+    acked: list[MessageRecord] = []
+    ingest.start()
+    ingest.submit(delivery(SAMPLE_PMU, ack=acked.append))
+    started = time.monotonic()
+    assert ingest.stop(timeout=1.0) is False
+    assert time.monotonic() - started < 5
+    assert acked == []
+    assert reasons(store) == []
+
+
+def test_sqlite_faults_are_store_unavailable(store: SqliteStore) -> None:
+    store._connection().execute("PRAGMA busy_timeout = 50")
+    holder = sqlite3.connect(store.path, timeout=0, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            store.save([], "bal-main")
+    finally:
+        holder.rollback()
+        holder.close()

@@ -1,10 +1,20 @@
-"""Ingest from an external broker (Mosquitto): a paho subscriber on `platone/#`.
+"""Ingest from Mosquitto (the node's own or an outside one): a paho subscriber on `platone/#`.
 
-The subscriber keeps a persistent session (clean_session false, fixed client id) and
-acknowledges each QoS 1 message only after ingest committed it, so messages published
-while the BAL is down or crashing are delivered again, and stored once.
-The producer of a message is the NAME of its topic: the broker's ACL (Mosquitto dynamic
-security) is what confines each producer to `platone/NAME`.
+Nothing acknowledged may be lost, so the subscriber:
+
+- keeps a persistent MQTT 5 session (fixed client id, clean start off, a session that
+  never expires), so what is published while the BAL is down or restarting is queued
+  for it by the broker;
+- acknowledges each QoS 1 message only after ingest committed it, and never an
+  acknowledgment that belongs to an earlier connection (after a reconnect the broker
+  sends unacknowledged messages again, and may reuse their packet ids for others);
+- asks the broker for at most `RECEIVE_MAXIMUM` unacknowledged messages at a time, so
+  the node's memory holds a bounded backlog and the rest waits, persisted, in the broker;
+- on shutdown stops taking messages (`pause`), lets ingest write and acknowledge what it
+  has, then disconnects: what it did not take is delivered again at the next start.
+
+The producer of a message is the NAME of its topic: the broker's ACL (Dynamic
+Security) is what confines each producer to `platone/NAME`.
 """
 
 from __future__ import annotations
@@ -16,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from platone_bal.adapters.paho_client import BrokerAddress, paho_client
 from platone_bal.domain.messages import Channel, MessageRecord
@@ -24,6 +37,9 @@ from platone_bal.services.ingest import Delivery, IngestService, now
 log = logging.getLogger(__name__)
 
 INGRESS_FILTER = "platone/#"
+RECEIVE_MAXIMUM = 10_000
+"""Unacknowledged messages the broker may have out to the BAL at once."""
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 
 
 class MqttSubscriber:
@@ -36,20 +52,27 @@ class MqttSubscriber:
         client_id: str,
         ingest: IngestService,
         ca_file: Path | None = None,
+        receive_maximum: int = RECEIVE_MAXIMUM,
     ) -> None:
         address = BrokerAddress.parse(url)
         self.host, self.port = address.host, address.port
         self.ingest = ingest
+        self.receive_maximum = receive_maximum
         self.subscribed = threading.Event()
         self._refusal: str | None = None
+        self._paused = False
+        self._connection = 0
+        """Counts lost connections; an ack is sent only on the connection it belongs to."""
+        self._ack_lock = threading.Lock()
         self._client = paho_client(
             address,
             username,
             password,
             client_id=client_id,
-            clean_session=False,
+            clean_session=None,
             manual_ack=True,
             ca_file=ca_file,
+            protocol=MQTTProtocolVersion.MQTTv5,
         )
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
@@ -58,7 +81,12 @@ class MqttSubscriber:
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect and subscribe; raises if the broker refuses or cannot be reached."""
-        self._client.connect(self.host, self.port, keepalive=30)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        properties.ReceiveMaximum = self.receive_maximum
+        self._client.connect(
+            self.host, self.port, keepalive=30, clean_start=False, properties=properties
+        )
         self._client.loop_start()
         deadline = time.monotonic() + timeout
         while not self.subscribed.wait(0.05):
@@ -69,7 +97,14 @@ class MqttSubscriber:
                     f"{self._refusal or 'no answer'}"
                 )
 
+    def pause(self) -> None:
+        """Take no more messages: those arriving from now on stay unacknowledged and
+        the broker delivers them again after the next start."""
+        self._paused = True
+
     def stop(self) -> None:
+        """Disconnect; acknowledgments already given are sent before the DISCONNECT."""
+        self._paused = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -88,14 +123,21 @@ class MqttSubscriber:
             log.error("broker refused the subscription to %s: %s", INGRESS_FILTER, reasons)
 
     def _on_disconnect(self, *args: Any) -> None:
+        with self._ack_lock:
+            self._connection += 1
         self.subscribed.clear()
-        log.warning("ingest subscriber disconnected; paho reconnects")
+        if not self._paused:
+            log.warning("ingest subscriber disconnected; paho reconnects")
 
     def _on_message(self, client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
-        mid, qos = message.mid, message.qos
+        if self._paused:
+            return
+        mid, qos, connection = message.mid, message.qos, self._connection
 
         def ack(_: MessageRecord) -> None:
-            client.ack(mid, qos)
+            with self._ack_lock:
+                if connection == self._connection:
+                    client.ack(mid, qos)
 
         self.ingest.submit(
             Delivery(

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,19 @@ def paho_client(
     password: str,
     *,
     client_id: str,
-    clean_session: bool,
+    clean_session: bool | None,
     manual_ack: bool = False,
     ca_file: Path | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311,
 ) -> mqtt.Client:
-    """An MQTT 3.1.1 client with credentials, TLS (verifying the broker) for mqtts://,
-    and reconnects backing off up to 30 s."""
+    """An MQTT client (3.1.1 unless told; with MQTT 5 the session is chosen at connect,
+    so `clean_session` must be None) with credentials, TLS (verifying the broker) for
+    mqtts://, and reconnects backing off up to 30 s."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=clean_session,
-        protocol=mqtt.MQTTv311,
+        protocol=protocol,
         manual_ack=manual_ack,
     )
     client.username_pw_set(username, password)

@@ -7,15 +7,17 @@ reading) and are fsynced on commit, so a committed reading survives kill -9.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
@@ -32,6 +34,7 @@ from platone_bal.ports import (
     StoredDecision,
     StoredReading,
     StoredRejection,
+    StoreUnavailable,
     UserExists,
 )
 
@@ -208,6 +211,31 @@ _READING_COLUMNS = (
 )
 
 
+_T = TypeVar("_T")
+
+
+def _operational_errors_as_unavailable(cls: type[_T]) -> type[_T]:
+    """Every public method raises `StoreUnavailable` where SQLite raises
+    OperationalError (locked, I/O error, disk full), so callers can tell a store fault
+    (retry) from a data fault (reject) without knowing SQLite."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def translated(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.OperationalError as error:
+                raise StoreUnavailable(f"SQLite: {error}") from error
+
+        return translated
+
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, wrap(member))
+    return cls
+
+
+@_operational_errors_as_unavailable
 class SqliteStore:
     """Store port on one SQLite file."""
 

@@ -7,6 +7,7 @@ XML is CIM MeterReadings; JSON with `readings` is PMU; JSON with `payload` and
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -69,7 +70,31 @@ def _parse_json(payload: bytes) -> dict[str, Any]:
         raise DecodeError(f"malformed JSON: {error}") from None
     if not isinstance(document, dict):
         raise DecodeError("JSON payload is not an object")
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(document):
+        raise DecodeError("JSON text holds a lone UTF-16 surrogate escape (not Unicode text)")
     return document
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""Only a \\uD800-\\uDFFF escape can put a lone surrogate into parsed JSON."""
+
+
+def _is_unicode(value: Any) -> bool:
+    """True if every string in a parsed document is valid Unicode (encodes as UTF-8)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _refuse_constant(name: str) -> NoReturn:

@@ -20,8 +20,6 @@ from platone_bal.services.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 60.0
-
 
 class Anchorer(PeriodicWorker):
     name = "bal-anchorer"
@@ -29,7 +27,9 @@ class Anchorer(PeriodicWorker):
     def __init__(
         self, store: Store, chain: AnchorChain, *, log_id: str, interval: float = 10.0
     ) -> None:
-        super().__init__(interval, MAX_BACKOFF)
+        # No growing backoff: one cheap call per interval tells whether the chain is
+        # back, and anchoring must resume within one interval of it answering again.
+        super().__init__(interval, interval)
         self.store = store
         self.chain = chain
         self.log_id = log_id
