@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platone_bal import metrics
+from platone_bal.adapters.dynsec import ACL_TYPE
+from platone_bal.domain.broker_policy import SERVICE_ROLE, SERVICE_RULES
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +126,23 @@ def dynsec_client(username: str, password: str, role: str) -> dict[str, object]:
 
 def initial_dynsec_state(service_password: str) -> dict[str, object]:
     """What the plugin holds before the BAL's first sync: the service account alone,
-    everything else denied."""
+    with the roles the sync would give it (a role given later would disconnect the
+    sync's own connection), everything else denied."""
+
+    def role(name: str, acls: list[tuple[str, str]]) -> dict[str, object]:
+        entries = [
+            {"acltype": kind, "topic": topic, "priority": 0, "allow": True} for kind, topic in acls
+        ]
+        return {"rolename": name, "acls": entries}
+
+    service = dynsec_client(SERVICE_USERNAME, service_password, "admin")
+    service["roles"] = [{"rolename": "admin"}, {"rolename": SERVICE_ROLE}]
+    service_acls = sorted((ACL_TYPE[rule.action], rule.topic_filter) for rule in SERVICE_RULES)
     return {
         "defaultACLAccess": DEFAULT_ACL_ACCESS,
-        "clients": [dynsec_client(SERVICE_USERNAME, service_password, "admin")],
+        "clients": [service],
         "groups": [],
-        "roles": [
-            {
-                "rolename": "admin",
-                "acls": [
-                    {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
-                    for kind, topic in ADMIN_ROLE_ACLS
-                ],
-            }
-        ],
+        "roles": [role("admin", ADMIN_ROLE_ACLS), role(SERVICE_ROLE, service_acls)],
     }
 
 
