@@ -3,7 +3,9 @@
 1. baseline: the simulated fleet's payloads published at full speed (QoS 1) to Mosquitto
    and counted by a bare paho subscriber: what the broker and client can move here;
 2. BAL: the same payloads through the same broker into a BAL node (BAL_BROKER=mosquitto),
-   timed until every reading is committed in the SQLite store.
+   timed until every reading is committed in the SQLite store;
+3. BAL on its defaults: the same payloads into a node running its own Mosquitto (saved
+   after every change, as `bal up` runs it), timed the same way.
 
 Writes a JSON report (default benchmarks/results/ingest.json) with both rates and
 their ratio. Run: `make bench` or `.venv/bin/python benchmarks/ingest.py --rounds 50`.
@@ -28,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.mosquitto import Mosquitto
+from tests.integration.nodes import NodeThread
 
 from platone_bal.simulate import Fleet, connect
 
@@ -101,9 +104,23 @@ def through_bal(
     broker: Mosquitto, messages: list[tuple[str, bytes]], workdir: Path
 ) -> dict[str, float]:
     """The same payloads into a BAL node until every reading is committed."""
-    with broker.bal_node(workdir / "bal", mqtt_client_id="bench-bal") as node:
+    node = broker.bal_node(workdir / "bal", mqtt_client_id="bench-bal")
+    return _timed(node, broker.url, messages, workdir / "bal")
+
+
+def through_own_broker(messages: list[tuple[str, bytes]], workdir: Path) -> dict[str, float]:
+    """The same payloads into a node on its defaults: its own Mosquitto."""
+    node = NodeThread(workdir / "bal-own")
+    url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
+    return _timed(node, url, messages, workdir / "bal-own")
+
+
+def _timed(
+    node: NodeThread, url: str, messages: list[tuple[str, bytes]], data_dir: Path
+) -> dict[str, float]:
+    with node:
         node.add_user(*PRODUCER)
-        database = sqlite3.connect(workdir / "bal" / "scd.sqlite3")
+        database = sqlite3.connect(data_dir / "scd.sqlite3")
 
         def counts() -> tuple[int, int]:
             row = database.execute(
@@ -111,7 +128,7 @@ def through_bal(
             ).fetchone()
             return int(row[0]), int(row[1])
 
-        started = publish_all(broker.url, messages)
+        started = publish_all(url, messages)
         while counts()[0] < len(messages):
             if time.perf_counter() - started > 600:
                 raise TimeoutError(f"only {counts()} stored")
@@ -145,6 +162,7 @@ def main() -> None:
         try:
             raw = baseline(broker, messages)
             bal = through_bal(broker, messages, workdir)
+            own = through_own_broker(messages, workdir)
         finally:
             for process in PUBLISHERS:
                 process.join(60)
@@ -163,8 +181,10 @@ def main() -> None:
         },
         "baseline_mosquitto_to_paho": raw,
         "bal_end_to_end": bal,
+        "bal_own_mosquitto": own,
         "ratios": {
             "bal_messages_vs_raw_delivery": bal["messages_per_s"] / raw["messages_per_s"],
+            "bal_own_mosquitto_vs_raw_delivery": own["messages_per_s"] / raw["messages_per_s"],
         },
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
