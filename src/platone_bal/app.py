@@ -22,7 +22,7 @@ from platone_bal.adapters.mosquitto_process import (
     SERVICE_USERNAME,
     ManagedMosquitto,
     MosquittoConfig,
-    free_loopback_port,
+    private_socket_path,
 )
 from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
@@ -92,6 +92,8 @@ class BrokerLogin:
     username: str
     password: str
     ca_file: Path | None
+    client_id: str
+    """The ingest session's id; egress and the rule sync append to it."""
 
 
 class Node:
@@ -175,11 +177,15 @@ class Node:
                     tls_port=settings.mqtt_tls_port,
                     tls=settings.tls,
                     service_password=password,
-                    internal_port=free_loopback_port(),
+                    socket_path=private_socket_path(),
                     binary=settings.mosquitto_binary,
                 )
             )
-            login = BrokerLogin(mosquitto.config.url, SERVICE_USERNAME, password, None)
+            # ':' is in no login, so on the public listener (client id = login) no one
+            # can take the node's sessions over
+            login = BrokerLogin(
+                mosquitto.config.url, SERVICE_USERNAME, password, None, "bal:ingest"
+            )
             return mosquitto, login
         assert settings.mqtt_username and settings.mqtt_password
         login = BrokerLogin(
@@ -187,6 +193,7 @@ class Node:
             settings.mqtt_username,
             settings.mqtt_password.get_secret_value(),
             settings.mqtt_ca_file,
+            settings.mqtt_client_id,
         )
         return None, login
 
@@ -202,7 +209,7 @@ class Node:
             login.url,
             login.username,
             login.password,
-            client_id=f"{settings.mqtt_client_id}-dynsec",
+            client_id=f"{login.client_id}-dynsec",
             ca_file=login.ca_file,
         )
         sync = BrokerSync(
@@ -298,7 +305,7 @@ class Node:
                 login.url,
                 login.username,
                 login.password,
-                client_id=settings.mqtt_client_id,
+                client_id=login.client_id,
                 ingest=self.ingest,
                 ca_file=login.ca_file,
             )
@@ -307,7 +314,7 @@ class Node:
                 login.url,
                 login.username,
                 login.password,
-                client_id=f"{settings.mqtt_client_id}-egress",
+                client_id=f"{login.client_id}-egress",
                 ca_file=login.ca_file,
             )
             publisher.start()

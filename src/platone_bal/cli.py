@@ -83,9 +83,9 @@ def up(
     def ready() -> None:
         secure = settings.tls is not None
         mqtt = (
-            f"mqtts://{settings.bind}:{settings.mqtt_tls_port} (embedded)"
+            f"mqtts://{settings.bind}:{settings.mqtt_tls_port} (the node's own Mosquitto)"
             if secure
-            else f"mqtt://{settings.bind}:{settings.mqtt_port} (embedded)"
+            else f"mqtt://{settings.bind}:{settings.mqtt_port} (the node's own Mosquitto)"
         )
         if settings.broker != "embedded":
             mqtt = f"{settings.mqtt_url} (subscribed to platone/#)"

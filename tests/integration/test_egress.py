@@ -12,7 +12,7 @@ import pytest
 from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.integration.mosquitto import Mosquitto
-from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, wait_for
 from tests.integration.subscribers import Subscriber
 
 SERVICE = ("bal-service", "service-pass-1")
@@ -45,17 +45,21 @@ def test_the_nodes_own_broker_republishes_certified_readings(tmp_path: Path) -> 
         node.add_user("consumer1", "secret-pass-2", role="consumer")
         url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
         own = Subscriber(url, *PRODUCER, "certified/producer1/#")
-        assert not own.codes[0].is_failure
+        assert not own.codes[0].is_failure  # a producer may read its own certified data
+        own.close()
+        # the admin watches: producer1 publishes below, and a second connection of one
+        # login takes its session over (one session per login)
+        watcher = Subscriber(url, "admin", ADMIN_PASSWORD, "certified/producer1/#")
         outsider = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
         assert outsider.codes[0].is_failure  # no grant, no data (grants: issue 5)
         publisher = connect(url, *PRODUCER)
         publisher.publish("platone/producer1", SAMPLE_XML, qos=1).wait_for_publish(5)
         publisher.publish("platone/producer1/pmu1", SAMPLE_PMU, qos=1).wait_for_publish(5)
         publisher.disconnect()
-        wait_for(lambda: len(own.messages) == 4, timeout=10, what="4 certified messages")
-        check_certified(node, own.messages)
+        wait_for(lambda: len(watcher.messages) == 4, timeout=10, what="4 certified messages")
+        check_certified(node, watcher.messages)
         assert outsider.messages == []
-        own.close()
+        watcher.close()
         outsider.close()
 
 

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from platone_bal.simulate import Fleet, connect, run_fleet
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
-from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, wait_for
 
 
 @pytest.fixture
@@ -166,10 +166,26 @@ def test_a_reused_client_id_does_not_lend_the_producers_identity(node: NodeThrea
     producer.disconnect()
 
 
-def test_a_session_taken_over_by_another_user_delivers_nothing_of_the_first(
-    node: NodeThread,
-) -> None:
-    """amqtt handed a producer's queued session to whoever logged in with its client id."""
+def test_no_login_can_take_over_the_nodes_own_sessions(node: NodeThread) -> None:
+    """Mosquitto lets any login resume any client id: with the node's well-known ingest
+    id a user could have ended its session and dropped what was queued for it, though
+    already acknowledged to devices. The node's ids are on a private socket, and on the
+    public listener a client id is its login."""
+    for client_id in ("bal:ingest", "bal:ingest-egress", "bal:ingest-dynsec", "bal-ingest"):
+        intruder = connect(mqtt_url(node), "producer1", "secret-pass-1", client_id=client_id)
+        intruder.publish("platone/producer1/pmu1", pmu(client_id.replace(":", "_")), qos=1)
+        intruder.disconnect()
+        intruder.loop_stop()
+    wait_for(lambda: len(items(node)) == 8, what="every reading, ingest undisturbed")
+    node.add_user("producer2", "secret-pass-2")  # the rule sync's session still works
+    connect(mqtt_url(node), "producer2", "secret-pass-2").disconnect()
+
+
+def test_a_session_is_its_logins_and_no_one_elses(node: NodeThread) -> None:
+    """amqtt handed a producer's queued session to whoever logged in with its client id;
+    Mosquitto alone would hand it over too (delivering nothing, but dropping the queue).
+    On the node's broker a client id is its login: another user asking for it gets a
+    session of its own, and the owner's queue is intact when it comes back."""
     node.add_user("consumer1", "secret-pass-3", role="consumer")
 
     def session(username: str, password: str, client_id: str) -> Inbox:
@@ -188,32 +204,34 @@ def test_a_session_taken_over_by_another_user_delivers_nothing_of_the_first(
         wait_for(client.is_connected, what=f"{username} connected")
         return inbox
 
-    for client_id in ("p1-watch", "p1-control"):  # two offline sessions of the producer
-        owner = session("producer1", "secret-pass-1", client_id)
-        assert owner.subscribe("certified/producer1/#")
-        assert owner.subscribe("platone/producer1/#")
-        owner.client.disconnect()
-        owner.client.loop_stop()
-    publisher = connect(mqtt_url(node), "producer1", "secret-pass-1")
-    for n in range(3):
-        publisher.publish("platone/producer1/pmu1", pmu(f"queued{n}"), qos=1).wait_for_publish(5)
-    publisher.disconnect()
+    owner = session("producer1", "secret-pass-1", "p1-watch")
+    assert owner.subscribe("certified/producer1/#")
+    assert owner.subscribe("platone/producer1/#")
+    owner.client.disconnect()
+    owner.client.loop_stop()
+    producer = node.token("producer1", "secret-pass-1")
+    for n in range(3):  # over HTTP: an MQTT login of producer1 would be its session
+        node.http.post("/v1/ingest", content=pmu(f"queued{n}"), headers=producer).raise_for_status()
     wait_for(lambda: len(items(node)) == 6, what="readings stored")
-    time.sleep(1.5)  # certified and republished, so queued for the absent sessions
-    thief = session("consumer1", "secret-pass-3", "p1-watch")
-    control = session("producer1", "secret-pass-1", "p1-control")
-    wait_for(lambda: len(control.messages) == 3 + 6, what="the owner's queued messages")
-    time.sleep(0.5)
-    assert thief.messages == []
-    for inbox in (thief, control):
-        inbox.client.disconnect()
-        inbox.client.loop_stop()
+    time.sleep(1.5)  # certified and republished, so queued for the absent session
+    for asked in ("p1-watch", "producer1"):  # what the owner asked for, and its login
+        thief = session("consumer1", "secret-pass-3", asked)
+        time.sleep(0.5)
+        assert thief.messages == []
+        thief.client.disconnect()
+        thief.client.loop_stop()
+    owner = session("producer1", "secret-pass-1", "anything")
+    wait_for(lambda: len(owner.messages) == 6, what="the owner's queued messages")
+    assert {topic.split("/")[0] for topic, _ in owner.messages} == {"certified"}
+    owner.client.disconnect()
+    owner.client.loop_stop()
 
 
 def test_a_last_will_cannot_forge_certified_data_or_escape_ingest(node: NodeThread) -> None:
     """amqtt published Last Wills past the ACL and never ingested them."""
     node.add_user("consumer1", "secret-pass-3", role="consumer")
-    watcher = Inbox(connect(mqtt_url(node), "producer1", "secret-pass-1"))
+    # the admin watches: a second connection of producer1 would take its session over
+    watcher = Inbox(connect(mqtt_url(node), "admin", ADMIN_PASSWORD))
     assert watcher.subscribe("certified/producer1/#")
     outcomes: list[str] = []
     for username, password, topic in (

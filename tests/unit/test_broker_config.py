@@ -42,7 +42,7 @@ def config(tmp_path: Path, tls: tuple[Path, Path] | None = None) -> MosquittoCon
         tls_port=8883,
         tls=tls,
         service_password="service-secret",
-        internal_port=40000,
+        socket_path=tmp_path / "private" / "mqtt.sock",
     )
 
 
@@ -60,13 +60,15 @@ def test_the_nodes_mosquitto_is_saved_after_every_change_and_denies_anonymous(
     assert_durable(found)
     assert found["allow_anonymous"] == ["false"]
     assert found["plugin"] == ["/plugin.so"]
-    assert found["listener"] == ["40000 127.0.0.1", "1883 192.0.2.10"]
+    assert found["listener"] == [f"0 {tmp_path / 'private' / 'mqtt.sock'}", "1883 192.0.2.10"]
+    assert found["use_username_as_clientid"] == ["true"]  # a session is its login's
 
 
 def test_under_tls_the_only_public_listener_is_tls(tmp_path: Path) -> None:
     tls = (tmp_path / "cert.pem", tmp_path / "key.pem")
     found = options(render_config(config(tmp_path, tls), Path("/plugin.so"), "root"))
-    assert found["listener"] == ["40000 127.0.0.1", "8883 192.0.2.10"]
+    assert found["listener"] == [f"0 {tmp_path / 'private' / 'mqtt.sock'}", "8883 192.0.2.10"]
+    assert found["use_username_as_clientid"] == ["true"]
     assert found["certfile"] == [str(tls[0].resolve())]
     assert found["keyfile"] == [str(tls[1].resolve())]
 

@@ -13,12 +13,19 @@ is dropped (ARCHITECTURE §7, README "What is guaranteed"):
   BAL's subscriber bounds what it holds with MQTT 5's Receive Maximum; QoS 0 messages
   are queued for it too.
 
-The node talks to it as its service account on a loopback-only listener (plain MQTT,
-never exposed); devices and users reach the public listener (`BAL_MQTT_PORT`, or only
-`BAL_MQTT_TLS_PORT` under TLS). A supervisor thread restarts Mosquitto if it dies. The
-child gets SIGTERM when the node dies, even by kill -9 (Linux parent-death signal), so
-it saves its state and frees the ports; a child left over anyway is found through its
-pid file and stopped at the next start.
+The node talks to it as its service account through a Unix socket in a private
+directory (0700), which no other local user can reach; devices and users reach the
+public listener (`BAL_MQTT_PORT`, or only `BAL_MQTT_TLS_PORT` under TLS). On the public
+listener a connection's client id is its login, whatever the client sends
+(`use_username_as_clientid`): a session belongs to the login that made it, no one can
+resume or end another login's session, and the node's own sessions (ids `bal:...`,
+which no login can be) are out of reach. One session per login: a second connection
+with the same login takes the session over from the first.
+
+A supervisor thread restarts Mosquitto if it dies. The child gets SIGTERM when the node
+dies, even by kill -9 (Linux parent-death signal), so it saves its state and frees the
+ports; a child left over anyway is found through its pid file and stopped at the next
+start.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -84,13 +93,13 @@ class MosquittoConfig:
     tls_port: int
     tls: tuple[Path, Path] | None
     service_password: str
-    internal_port: int
+    socket_path: Path
+    """The node's own way in: a Unix socket in a directory only the node's user reaches."""
     binary: str | None = None
 
     @property
     def url(self) -> str:
-        """The service account's way in: the loopback listener."""
-        return f"mqtt://127.0.0.1:{self.internal_port}"
+        return f"unix://{self.socket_path}"
 
 
 def find_binary(configured: str | None = None) -> str:
@@ -173,15 +182,18 @@ def render_config(config: MosquittoConfig, plugin: Path, user: str) -> str:
         "log_type notice",
         "connection_messages false",
         "",
-        "# The node's own connection: loopback only, never exposed",
-        f"listener {config.internal_port} 127.0.0.1",
+        "# The node's own connections: a Unix socket in a private directory",
+        f"listener 0 {config.socket_path}",
+        "",
+        "# Devices and users: the client id is the login, so a session is its login's",
     ]
     if config.tls is None:
-        lines.append(f"listener {config.port} {config.bind}")
+        lines += [f"listener {config.port} {config.bind}", "use_username_as_clientid true"]
     else:
         cert, key = config.tls
         lines += [
             f"listener {config.tls_port} {config.bind}",
+            "use_username_as_clientid true",
             f"certfile {cert.resolve()}",
             f"keyfile {key.resolve()}",
         ]
@@ -217,6 +229,11 @@ class ManagedMosquitto:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         user = pwd.getpwuid(os.geteuid()).pw_name  # as root: `user root` keeps root
+        private = self.config.socket_path.parent
+        private.mkdir(mode=0o700, exist_ok=True)
+        stat = private.stat()
+        if stat.st_uid != os.geteuid() or stat.st_mode & 0o077:
+            raise MosquittoUnavailable(f"{private} is not a private directory of this user")
         conf = self.directory / "mosquitto.conf"
         conf.write_text(render_config(self.config, find_plugin(), user))
         conf.chmod(0o600)
@@ -248,6 +265,7 @@ class ManagedMosquitto:
         if self._supervisor is not None:
             self._supervisor.join(STOP_TIMEOUT + 5)
             self._supervisor = None
+        shutil.rmtree(self.config.socket_path.parent, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.directory / "mosquitto.log"
@@ -288,7 +306,10 @@ class ManagedMosquitto:
             delay = min(delay * 2, 5.0)
 
     def _spawn(self, binary: str) -> None:
-        log_file = (self.directory / "mosquitto.log").open("ab")
+        descriptor = os.open(
+            self.directory / "mosquitto.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
+        log_file = os.fdopen(descriptor, "ab")
         with self._lock:
             self._process = subprocess.Popen(
                 [binary, "-c", str(self.directory / "mosquitto.conf")],
@@ -306,7 +327,9 @@ class ManagedMosquitto:
                     f"mosquitto exited with {self._process.returncode}: {self.log_tail()}"
                 )
             try:
-                with socket.create_connection(("127.0.0.1", self.config.internal_port), 0.2):
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.settimeout(0.2)
+                    probe.connect(str(self.config.socket_path))
                     self._started.set()
                     return
             except OSError:
@@ -350,9 +373,7 @@ class ManagedMosquitto:
             os.kill(pid, signal.SIGKILL)
 
 
-def free_loopback_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for the node's own listener."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def private_socket_path() -> Path:
+    """A Unix socket path in a directory with an unguessable name, made 0700 when the
+    broker starts; short enough for the 108-byte limit wherever the data dir lies."""
+    return Path(tempfile.gettempdir()) / f"bal-mqtt-{secrets.token_hex(8)}" / "mqtt.sock"

@@ -14,14 +14,20 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 @dataclass(frozen=True)
 class BrokerAddress:
     host: str
+    """A host name, or the socket's path for unix://."""
     port: int
     tls: bool
+    unix: bool = False
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
+        if parts.scheme == "unix" and parts.path:
+            return cls(parts.path, 1883, tls=False, unix=True)  # paho wants a port; unused
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
+            raise ValueError(
+                f"broker URL {url!r} is not mqtt://host:port, mqtts://host:port or unix:///path"
+            )
         tls = parts.scheme == "mqtts"
         return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
 
@@ -46,6 +52,7 @@ def paho_client(
         clean_session=clean_session,
         protocol=protocol,
         manual_ack=manual_ack,
+        transport="unix" if address.unix else "tcp",
     )
     client.username_pw_set(username, password)
     if address.tls:
