@@ -179,6 +179,7 @@ class Node:
                     service_password=password,
                     socket_path=private_socket_path(),
                     binary=settings.mosquitto_binary,
+                    autosave_changes=settings.mosquitto_autosave,
                 )
             )
             # ':' is in no login, so on the public listener (client id = login) no one

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     mosquitto_binary: str | None = Field(
         default=None, description="Mosquitto executable for BAL_BROKER=embedded (else PATH)."
     )
+    mosquitto_autosave: int = Field(
+        default=1,
+        gt=0,
+        description="The node's own Mosquitto saves its state after this many changes. 1 "
+        "(every change) loses least on a Mosquitto crash but rewrites its whole state each "
+        "time, which slows ingest under a backlog; larger trades that window for speed.",
+    )
     shutdown_grace: float = Field(
         default=20.0,
         gt=0,

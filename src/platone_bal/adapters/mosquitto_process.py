@@ -96,6 +96,8 @@ class MosquittoConfig:
     socket_path: Path
     """The node's own way in: a Unix socket in a directory only the node's user reaches."""
     binary: str | None = None
+    autosave_changes: int = 1
+    """Changes between two saves of Mosquitto's state (BAL_MOSQUITTO_AUTOSAVE)."""
 
     @property
     def url(self) -> str:
@@ -171,7 +173,7 @@ def render_config(config: MosquittoConfig, plugin: Path, user: str) -> str:
         "persistence true",
         f"persistence_location {directory}/",
         "autosave_on_changes true",
-        "autosave_interval 1",
+        f"autosave_interval {config.autosave_changes}",
         "max_queued_messages 10000000",
         "max_inflight_messages 0",
         "queue_qos0_messages true",
