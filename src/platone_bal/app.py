@@ -365,7 +365,8 @@ class Node:
         deadline = time.monotonic() + self.settings.shutdown_grace
         if subscriber is not None:
             subscriber.pause()
-        self.ingest.stop(timeout=max(1.0, deadline - time.monotonic() - 3))
+        # leave a third of the grace to disconnect and to let Mosquitto save
+        self.ingest.stop(timeout=max(1.0, self.settings.shutdown_grace * 2 / 3))
         if subscriber is not None:
             subscriber.stop()
         if egress is not None:
@@ -377,7 +378,7 @@ class Node:
         if self.dynsec is not None:
             self.dynsec.stop()
         if self.mosquitto is not None:
-            self.mosquitto.stop()
+            self.mosquitto.stop(timeout=max(2.0, deadline - time.monotonic()))
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():

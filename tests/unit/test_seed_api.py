@@ -34,6 +34,9 @@ def test_get_data_takes_a_query_object_as_get_body_post_or_query(
         headers=admin,
     ).json()
     assert {r["device"] for r in window["items"]} == {"11111111"}
+    # a JSON body keeps JSON's types: true is no page size (schemathesis found it taken)
+    wrong = client.post("/scd/getData", json={"limit": True}, headers=admin)
+    assert wrong.status_code == 422
 
 
 def test_validate_data_says_ko_with_the_reason_for_changed_or_unknown_data(

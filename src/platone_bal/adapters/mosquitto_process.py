@@ -220,6 +220,7 @@ class ManagedMosquitto:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._supervisor: threading.Thread | None = None
+        self._stop_timeout = STOP_TIMEOUT
 
     @property
     def pid(self) -> int | None:
@@ -261,11 +262,12 @@ class ManagedMosquitto:
             self.stop()
             raise MosquittoUnavailable(str(self._start_error))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM (Mosquitto saves its state), SIGKILL if it does not exit in time."""
+        self._stop_timeout = timeout
         self._stopping.set()
         if self._supervisor is not None:
-            self._supervisor.join(STOP_TIMEOUT + 5)
+            self._supervisor.join(timeout + 5)
             self._supervisor = None
         shutil.rmtree(self.config.socket_path.parent, ignore_errors=True)
 
@@ -293,7 +295,7 @@ class ManagedMosquitto:
                 if process.poll() is not None:
                     break
             if self._stopping.is_set():
-                self._terminate(process)
+                self._terminate(process, self._stop_timeout)
                 return
             self.restarts += 1
             metrics.BROKER_RESTARTS.inc()
@@ -340,14 +342,14 @@ class ManagedMosquitto:
         raise MosquittoUnavailable(f"mosquitto did not listen: {self.log_tail()}")
 
     @staticmethod
-    def _terminate(process: subprocess.Popen[bytes]) -> None:
+    def _terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
         if process.poll() is not None:
             return
         process.terminate()
         try:
-            process.wait(STOP_TIMEOUT)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.error("mosquitto did not stop in %.0f s; killing it", STOP_TIMEOUT)
+            log.error("mosquitto did not stop in %.0f s; killing it", timeout)
             process.kill()
             process.wait()
 

@@ -65,6 +65,12 @@ class ReadingFilter(BaseModel):
     cursor: str | None = Field(default=None, description="next_cursor of the previous page")
 
 
+class ReadingFilterBody(ReadingFilter):
+    """The same filters as a JSON body: types as JSON gives them (`true` is no limit)."""
+
+    model_config = ConfigDict(populate_by_name=True, strict=True)
+
+
 def reading_query(
     ctx: ApiContext, user: User, wanted: ReadingFilter, after: int, limit: int
 ) -> ReadingQuery:

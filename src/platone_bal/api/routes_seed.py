@@ -19,6 +19,7 @@ from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Reader, Verifier
 from platone_bal.api.routes_readings import (
     ReadingFilter,
+    ReadingFilterBody,
     ReadingPage,
     find_readings,
     whole_dataset,
@@ -77,7 +78,7 @@ def get_data(
     ctx: Context,
     who: Reader,
     wanted: Annotated[ReadingFilter, Query()],
-    body: Annotated[ReadingFilter | None, Body(description="The seed's query object")] = None,
+    body: Annotated[ReadingFilterBody | None, Body(description="The seed's query object")] = None,
 ) -> ReadingPage:
     """Readings matching a query object (same as GET /v1/readings)."""
     return find_readings(ctx, request, who, body or wanted)
@@ -142,7 +143,7 @@ def get_transactions(
     ctx: Context,
     who: Reader,
     wanted: Annotated[ReadingFilter, Query()],
-    body: Annotated[ReadingFilter | None, Body(description="The seed's query object")] = None,
+    body: Annotated[ReadingFilterBody | None, Body(description="The seed's query object")] = None,
 ) -> dict[str, Any]:
     """The anchor transactions that certified the readings matching the query, each with
     its data set's Data Certification (hashedData, owner, dataset)."""
