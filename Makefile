@@ -50,9 +50,10 @@ integration: $(STAMP) node_modules/.installed mosquitto
 contracts: $(STAMP) node_modules/.installed
 	$(BIN)/python -m platone_bal.adapters.contracts .
 
-bench: $(STAMP)
+bench: $(STAMP) mosquitto
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/certify.py
+	$(BIN)/python benchmarks/hammer.py --seconds 60 --report benchmarks/results/hammer.json
 
 clean:
 	rm -rf $(VENV) node_modules bal-data .pytest_cache .mypy_cache .ruff_cache
