@@ -3,12 +3,16 @@ after every change, queues that do not drop, time to save on stop."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
 
+from platone_bal.adapters import mosquitto_process
 from platone_bal.adapters.mosquitto_process import (
     SERVICE_USERNAME,
+    ManagedMosquitto,
     MosquittoConfig,
     initial_dynsec_state,
     render_config,
@@ -103,3 +107,18 @@ def test_compose_gives_every_service_time_to_save_on_stop() -> None:
 
 def test_the_image_has_mosquitto_for_the_default_broker() -> None:
     assert "mosquitto" in (ROOT / "deploy" / "Dockerfile").read_text().split("apt-get install")[1]
+
+
+def test_a_start_removes_the_socket_dir_a_killed_node_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mosquitto_process, "find_plugin", lambda: Path("/plugin.so"))
+    data = tmp_path / "data"
+    first = mosquitto_process.private_socket_path()
+    ManagedMosquitto(replace(config(data), socket_path=first)).prepare()
+    assert first.parent.is_dir() and first.parent.stat().st_mode & 0o777 == 0o700
+    second = mosquitto_process.private_socket_path()
+    ManagedMosquitto(replace(config(data), socket_path=second)).prepare()
+    assert not first.parent.exists()  # the killed node's, gone
+    assert second.parent.is_dir()
+    second.parent.rmdir()

@@ -233,6 +233,7 @@ class ManagedMosquitto:
         self.directory.chmod(0o700)
         user = pwd.getpwuid(os.geteuid()).pw_name  # as root: `user root` keeps root
         private = self.config.socket_path.parent
+        self._forget_earlier_socket_dir(private)
         private.mkdir(mode=0o700, exist_ok=True)
         stat = private.stat()
         if stat.st_uid != os.geteuid() or stat.st_mode & 0o077:
@@ -244,6 +245,17 @@ class ManagedMosquitto:
         if not state.exists():
             state.write_text(json.dumps(initial_dynsec_state(self.config.service_password)))
             state.chmod(0o600)
+
+    def _forget_earlier_socket_dir(self, private: Path) -> None:
+        """Remove the socket directory of this data dir's previous broker (a node killed
+        with -9 cannot), and note the new one."""
+        marker = self.directory / "socket-dir"
+        if marker.exists():
+            earlier = Path(marker.read_text().strip())
+            ours = earlier.parent == private.parent and earlier.name.startswith("bal-mqtt-")
+            if ours and earlier != private:
+                shutil.rmtree(earlier, ignore_errors=True)
+        marker.write_text(f"{private}\n")
 
     def start(self, timeout: float = 15.0) -> None:
         """Start Mosquitto and its supervisor; returns once it accepts connections."""
