@@ -3,16 +3,16 @@ what the node stored; thread-safe counters and failures."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
+
+from platone_bal.simulate import one_reading_payload
 
 FAILURES = (
     "lost",
@@ -94,14 +94,8 @@ class Ledger:
             return dict(self.sent), set(self.acked)
 
 
-def pmu_payload(device: str) -> bytes:
-    """A one-reading PMU payload, unique by its device id."""
-    document = {
-        "device": device,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "readings": [{"measurand": "frequency", "data": 50}],
-    }
-    return json.dumps(document).encode()
+pmu_payload = one_reading_payload
+"""A one-reading PMU payload, unique by its device id."""
 
 
 class Tracker:

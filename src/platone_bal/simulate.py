@@ -87,6 +87,19 @@ def pmu_payload(device: str, moment: datetime, phase_shift: float) -> bytes:
     return json.dumps(document).encode()
 
 
+def one_reading_payload(device: str) -> bytes:
+    """The smallest PMU payload: one reading, unique by its device id (fault tests and
+    the hammer count what is stored by device)."""
+    import json
+
+    document = {
+        "device": device,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "readings": [{"measurand": "frequency", "data": 50}],
+    }
+    return json.dumps(document).encode()
+
+
 @dataclass(frozen=True)
 class Fleet:
     username: str

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -28,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from platone_bal.simulate import one_reading_payload
 from tests.conftest import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,14 +45,8 @@ PRODUCER_PASSWORD = "producer-pass-1"
 LOG_ID = "bal-main"
 
 
-def pmu_payload(device: str) -> bytes:
-    """A one-reading PMU payload, unique by its device id."""
-    document = {
-        "device": device,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "readings": [{"measurand": "frequency", "data": 50}],
-    }
-    return json.dumps(document).encode()
+pmu_payload = one_reading_payload
+"""A one-reading PMU payload, unique by its device id."""
 
 
 def device_name(prefix: str, number: int) -> str:
