@@ -206,20 +206,21 @@ class IngestService:
             _printable(record.sender),
         )
         record.rejections.append(f"the payload could not be stored ({_describe(error)})")
-        self.store.save([record], self.log_id)
+        self._commit([delivery], [record])
         metrics.POISON.inc()
-        metrics.MESSAGES.labels(record.outcome.value).inc()
-        metrics.REJECTIONS.inc(1)
         log.error("stored a %d-byte payload as rejected: %r", record.size, error)
-        if delivery.ack is not None:
-            delivery.ack(record)
 
     # one batch, synchronously
 
     def ingest(self, deliveries: Sequence[Delivery]) -> SaveResult:
         """Decide and write a batch in one transaction, then acknowledge its deliveries."""
         lookups = _Lookups()
-        records = [self.record(delivery, lookups) for delivery in deliveries]
+        return self._commit(deliveries, [self.record(d, lookups) for d in deliveries])
+
+    def _commit(
+        self, deliveries: Sequence[Delivery], records: Sequence[MessageRecord]
+    ) -> SaveResult:
+        """Write the records in one transaction, then acknowledge and count them."""
         result = self.store.save(records, self.log_id)
         if result.readings and self._on_commit is not None:
             self._on_commit()
