@@ -215,7 +215,6 @@ class ManagedMosquitto:
         self.directory = config.directory
         self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -298,25 +297,28 @@ class ManagedMosquitto:
             try:
                 self._spawn(binary)
             except Exception as error:
-                self._start_error = error
-                self._started.set()
-                return
-            process = self._process
-            assert process is not None
-            while not self._stopping.wait(0.1):
-                if process.poll() is not None:
-                    break
-            if self._stopping.is_set():
-                self._terminate(process, self._stop_timeout)
-                return
-            self.restarts += 1
-            metrics.BROKER_RESTARTS.inc()
-            log.error(
-                "mosquitto exited with %s; restarting in %.1f s\n%s",
-                process.returncode,
-                delay,
-                self.log_tail(5),
-            )
+                if not self._started.is_set():  # the first start: `start` reports it
+                    self._start_error = error
+                    self._started.set()
+                    return
+                log.error("mosquitto did not come back (%s); retrying in %.1f s", error, delay)
+            else:
+                process = self._process
+                assert process is not None
+                while not self._stopping.wait(0.1):
+                    if process.poll() is not None:
+                        break
+                if self._stopping.is_set():
+                    self._terminate(process, self._stop_timeout)
+                    return
+                self.restarts += 1
+                metrics.BROKER_RESTARTS.inc()
+                log.error(
+                    "mosquitto exited with %s; restarting in %.1f s\n%s",
+                    process.returncode,
+                    delay,
+                    self.log_tail(5),
+                )
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, 5.0)
@@ -326,15 +328,14 @@ class ManagedMosquitto:
             self.directory / "mosquitto.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
         )
         log_file = os.fdopen(descriptor, "ab")
-        with self._lock:
-            self._process = subprocess.Popen(
-                [binary, "-c", str(self.directory / "mosquitto.conf")],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-                close_fds=True,
-            )
+        self._process = subprocess.Popen(
+            [binary, "-c", str(self.directory / "mosquitto.conf")],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            close_fds=True,
+        )
         log_file.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
