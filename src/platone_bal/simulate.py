@@ -7,6 +7,7 @@ ReadingType codes so their units decode, and values that move like a feeder does
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import threading
@@ -57,8 +58,6 @@ def cim_payload(
 
 def pmu_payload(device: str, moment: datetime, phase_shift: float) -> bytes:
     """One PMU frame: voltage and current phasors of three phases on one bus."""
-    import json
-
     readings = []
     for number, phase in enumerate(PHASES):
         angle = (phase_shift - 120.0 * number + 180.0) % 360.0 - 180.0
@@ -90,8 +89,6 @@ def pmu_payload(device: str, moment: datetime, phase_shift: float) -> bytes:
 def one_reading_payload(device: str) -> bytes:
     """The smallest PMU payload: one reading, unique by its device id (fault tests and
     the hammer count what is stored by device)."""
-    import json
-
     document = {
         "device": device,
         "timestamp": datetime.now(UTC).isoformat(),

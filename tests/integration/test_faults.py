@@ -44,6 +44,7 @@ from tests.integration.bal_process import (
     stop_publishers,
     wait_until,
 )
+from tests.integration.test_ganache import PASSPHRASE, funded_ganache
 
 pytestmark = pytest.mark.integration
 
@@ -580,24 +581,9 @@ def test_node_restarted_while_publishers_go_on(
 def test_a_minute_without_the_chain_then_anchoring_resumes_at_once(
     new_node: Callable[..., BalProcess], tmp_path: Path
 ) -> None:
-    from platone_bal.adapters.node_keys import NodeKeys
-    from platone_bal.adapters.wallets import Wallets
-    from tests.conftest import free_port
-    from tests.integration.test_ganache import GANACHE, PASSPHRASE, Ganache
-
-    if not GANACHE.exists():
-        if os.environ.get("BAL_REQUIRE_INTEGRATION"):
-            pytest.fail("node_modules/.bin/ganache is required; run `npm ci`")
-        pytest.skip("ganache not installed (npm ci); BAL_REQUIRE_INTEGRATION=1 makes this fail")
     outage = 60.0
     data_dir = tmp_path / "data0"
-    keys = NodeKeys(data_dir / "keys", Wallets(PASSPHRASE))
-    chain = Ganache(
-        tmp_path / "ganache-db",
-        free_port(),
-        [keys["chain-admin"].private_key, keys["anchorer"].private_key],
-    )
-    chain.start()
+    chain = funded_ganache(tmp_path, data_dir)
     try:
         node = new_node(BAL_CHAIN="rpc", BAL_CHAIN_URL=chain.url, BAL_KEY_PASSPHRASE=PASSPHRASE)
         assert node.data_dir == data_dir

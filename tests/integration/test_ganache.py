@@ -66,13 +66,13 @@ class Ganache:
             self.process = None
 
 
-@pytest.fixture
-def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
+def funded_ganache(tmp_path: Path, data_dir: Path) -> Ganache:
+    """A started ganache whose accounts are the node keys of `data_dir` (made here,
+    under PASSPHRASE), funded; missing ganache fails under BAL_REQUIRE_INTEGRATION."""
     if not GANACHE.exists():
         if os.environ.get("BAL_REQUIRE_INTEGRATION"):
             pytest.fail("node_modules/.bin/ganache is required; run `npm ci`")
         pytest.skip("ganache not installed (npm ci); BAL_REQUIRE_INTEGRATION=1 makes this fail")
-    data_dir = tmp_path / "data"
     keys = NodeKeys(data_dir / "keys", Wallets(PASSPHRASE))
     node = Ganache(
         tmp_path / "ganache-db",
@@ -80,6 +80,13 @@ def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
         [keys["chain-admin"].private_key, keys["anchorer"].private_key],
     )
     node.start()
+    return node
+
+
+@pytest.fixture
+def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
+    data_dir = tmp_path / "data"
+    node = funded_ganache(tmp_path, data_dir)
     yield node, data_dir
     node.stop()
 
