@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from collections.abc import Iterator
@@ -20,10 +21,27 @@ SAMPLE_XML = (DATA / "meter-readings.xml").read_bytes()
 SAMPLE_PMU = (DATA / "pmu.json").read_bytes()
 
 
+_PORTS = list(range(20000, 32000))
+random.shuffle(_PORTS)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now, below the kernel's ephemeral range (32768 and up here): a port
+    the kernel hands out with bind(0) can be taken, before the node binds it, as the
+    local port of any outgoing connection (seen: a node that could not start). Each
+    port is offered once per test run."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while _PORTS:
+        port = _PORTS.pop()
+        if port >= low:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range")
 
 
 def require_binary(name: str) -> str:

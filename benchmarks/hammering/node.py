@@ -7,7 +7,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,16 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.conftest import free_port
 
 from benchmarks.hammering.ledger import Stored
 
 BAL = Path(sys.executable).with_name("bal")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class OwnNode:
