@@ -7,14 +7,18 @@ export ETH_HASH_BACKEND ?= pysha3
 
 .PHONY: run test lint unit integration bench contracts clean mosquitto
 
-# The node runs its own Mosquitto (Debian's package). Installed when missing; Debian
-# starts the packaged service on 1883 at install, which the node needs, so it is stopped.
+# The node runs its own Mosquitto (Debian's package) with a journal plugin it compiles
+# (gcc and Mosquitto's headers). Installed when missing; Debian starts the packaged
+# service on 1883 at install, which the node needs, so it is stopped.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+MOSQUITTO_PACKAGES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev gcc libc6-dev
 mosquitto:
-	@test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || { \
-	  echo "installing Mosquitto (apt-get install mosquitto mosquitto-clients)"; \
+	@{ command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; } && \
+	  test -f /usr/include/mosquitto_broker.h && test -f /usr/include/mosquitto.h && \
+	  command -v cc >/dev/null || { \
+	  echo "installing Mosquitto (apt-get install $(MOSQUITTO_PACKAGES))"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MOSQUITTO_PACKAGES) \
 	    >/dev/null && \
 	  { $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || \
 	    $(SUDO) service mosquitto stop >/dev/null 2>&1 || true; }; }

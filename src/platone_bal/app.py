@@ -47,6 +47,7 @@ from platone_bal.services.devices import DeviceService
 from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
+from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,10 @@ class Node:
         )
         self.mosquitto, self.broker_login = self._broker()
         self.dynsec, self.broker_sync = self._broker_sync()
+        journal = self.mosquitto.journal if self.mosquitto is not None else None
+        self.journal_replay = (
+            JournalReplay(journal, self.store, self.ingest) if journal is not None else None
+        )
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
         self.device_ledger: Web3DeviceRegistry | None = None
@@ -180,6 +185,8 @@ class Node:
                     socket_path=private_socket_path(),
                     binary=settings.mosquitto_binary,
                     autosave_changes=settings.mosquitto_autosave,
+                    journal=settings.mosquitto_journal,
+                    journal_fsync=settings.mosquitto_journal_fsync,
                 )
             )
             # ':' is in no login, so on the public listener (client id = login) no one
@@ -311,6 +318,9 @@ class Node:
                 ca_file=login.ca_file,
             )
             await asyncio.to_thread(subscriber.start)
+            if self.journal_replay is not None:
+                self.journal_replay.start()
+                self.journal_replay.wake()
             publisher = MqttPublisher(
                 login.url,
                 login.username,
@@ -365,6 +375,8 @@ class Node:
         deadline = time.monotonic() + self.settings.shutdown_grace
         if subscriber is not None:
             subscriber.pause()
+        if self.journal_replay is not None:
+            self.journal_replay.stop()
         # leave a third of the grace to disconnect and to let Mosquitto save
         self.ingest.stop(timeout=max(1.0, self.settings.shutdown_grace * 2 / 3))
         if subscriber is not None:

@@ -57,6 +57,17 @@ class Settings(BaseSettings):
         "(every change) loses least on a Mosquitto crash but rewrites its whole state each "
         "time, which slows ingest under a backlog; larger trades that window for speed.",
     )
+    mosquitto_journal: bool = Field(
+        default=True,
+        description="The node's own Mosquitto writes each ingest publish to a journal before "
+        "acknowledging it, and the node replays what a Mosquitto crash lost. Needs a C "
+        "compiler and Mosquitto's headers to build the plugin (`make run` installs them).",
+    )
+    mosquitto_journal_fsync: bool = Field(
+        default=False,
+        description="Flush every journal record to disk before the PUBACK: also survives "
+        "the machine losing power, at one disk flush per message.",
+    )
     shutdown_grace: float = Field(
         default=20.0,
         gt=0,

@@ -14,6 +14,10 @@ POISON = Counter(
     "bal_ingest_poison", "Deliveries rejected because building their record failed unexpectedly"
 )
 BROKER_RESTARTS = Counter("bal_broker_restarts", "Times the node's own Mosquitto was restarted")
+JOURNAL_REPLAYED = Counter(
+    "bal_journal_replayed",
+    "Payloads ingested from the broker's journal because the node had not stored them",
+)
 CHECKPOINT_SIZE = Gauge("bal_checkpoint_size", "Size of the newest signed checkpoint", ["log"])
 ANCHOR_SIZE = Gauge("bal_anchor_size", "Size of the newest checkpoint anchored on chain", ["log"])
 ANCHOR_FAILURES = Counter("bal_anchor_failures", "Anchor attempts that failed and will be retried")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,7 +13,7 @@ from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device
 from platone_bal.domain.grants import Grant, Slice
 from platone_bal.domain.merkle import NodeReader
-from platone_bal.domain.messages import MessageRecord, SaveResult
+from platone_bal.domain.messages import JournalRecord, MessageRecord, SaveResult
 from platone_bal.domain.users import Client, Role, User
 
 
@@ -222,6 +222,11 @@ class Store(Protocol):
         """
         ...
 
+    def recorded(self, messages: Collection[tuple[str | None, str]]) -> set[tuple[str | None, str]]:
+        """Which of these (producer, payload digest) pairs have a stored message, in any
+        outcome."""
+        ...
+
     def readings(self, query: ReadingQuery) -> list[StoredReading]: ...
 
     def reading(self, reading_id: int) -> StoredReading | None: ...
@@ -300,6 +305,17 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BrokerJournal(Protocol):
+    """What the broker wrote down before it acknowledged each publish, in segments; a
+    closed segment is complete (no more records will be added to it)."""
+
+    def closed_segments(self) -> list[str]: ...
+
+    def records(self, segment: str) -> list[JournalRecord]: ...
+
+    def discard(self, segment: str) -> None: ...
 
 
 class StoreUnavailable(RuntimeError):

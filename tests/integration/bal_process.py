@@ -34,6 +34,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client.parser import text_string_to_metric_families
 
 from platone_bal.simulate import one_reading_payload
 from tests.conftest import free_port, require_binary
@@ -152,6 +153,16 @@ class BalProcess:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on /metrics (0 if it has none)."""
+        text = httpx.get(f"{self.base}/metrics", timeout=10).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        )
 
     def sigterm(self) -> None:
         assert self.process is not None

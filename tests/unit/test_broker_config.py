@@ -68,6 +68,19 @@ def test_the_nodes_mosquitto_is_saved_after_every_change_and_denies_anonymous(
     assert found["use_username_as_clientid"] == ["true"]  # a session is its login's
 
 
+def test_the_journal_plugin_records_ingest_publishes_in_the_brokers_directory(
+    tmp_path: Path,
+) -> None:
+    journal = Path("/cache/bal_journal-0123.so")
+    found = options(render_config(config(tmp_path), Path("/plugin.so"), "root", journal))
+    assert found["plugin"] == ["/plugin.so", str(journal)]
+    directory = config(tmp_path).directory.resolve()
+    # plugin_opt_* lines belong to the plugin line above them: the journal's come last
+    assert found["plugin_opt_dir"] == [f"{directory}/journal"]
+    assert found["plugin_opt_fsync"] == ["false"]
+    assert int(found["plugin_opt_segment_bytes"][0]) > 0
+
+
 def test_under_tls_the_only_public_listener_is_tls(tmp_path: Path) -> None:
     tls = (tmp_path / "cert.pem", tmp_path / "key.pem")
     found = options(render_config(config(tmp_path, tls), Path("/plugin.so"), "root"))

@@ -22,6 +22,10 @@ resume or end another login's session, and the node's own sessions (ids `bal:...
 which no login can be) are out of reach. One session per login: a second connection
 with the same login takes the session over from the first.
 
+Mosquitto 2.0 sends a PUBACK before the message reaches its disk, so the journal
+plugin (`mosquitto_journal`) writes each publish on `platone/...` to a journal first;
+the node replays from it what a Mosquitto crash lost (services.journal_replay).
+
 A supervisor thread restarts Mosquitto if it dies. The child gets SIGTERM when the node
 dies, even by kill -9 (Linux parent-death signal), so it saves its state and frees the
 ports; a child left over anyway is found through its pid file and stopped at the next
@@ -50,6 +54,11 @@ from pathlib import Path
 
 from platone_bal import metrics
 from platone_bal.adapters.dynsec import ACL_TYPE
+from platone_bal.adapters.mosquitto_journal import (
+    JournalPluginError,
+    MosquittoJournal,
+    build_plugin,
+)
 from platone_bal.domain.broker_policy import SERVICE_ROLE, SERVICE_RULES
 
 log = logging.getLogger(__name__)
@@ -98,6 +107,11 @@ class MosquittoConfig:
     binary: str | None = None
     autosave_changes: int = 1
     """Changes between two saves of Mosquitto's state (BAL_MOSQUITTO_AUTOSAVE)."""
+    journal: bool = True
+    """Journal each ingest publish before its PUBACK (BAL_MOSQUITTO_JOURNAL)."""
+    journal_fsync: bool = False
+    """Flush each journal record to disk: also survives power loss, one flush per message."""
+    journal_segment_bytes: int = 64 * 1024 * 1024
 
     @property
     def url(self) -> str:
@@ -157,7 +171,9 @@ def initial_dynsec_state(service_password: str) -> dict[str, object]:
     }
 
 
-def render_config(config: MosquittoConfig, plugin: Path, user: str) -> str:
+def render_config(
+    config: MosquittoConfig, plugin: Path, user: str, journal_plugin: Path | None = None
+) -> str:
     """mosquitto.conf for the node's broker; rewritten at every start from settings."""
     directory = config.directory.resolve()
     lines = [
@@ -168,6 +184,16 @@ def render_config(config: MosquittoConfig, plugin: Path, user: str) -> str:
         "allow_anonymous false",
         f"plugin {plugin}",
         f"plugin_opt_config_file {directory}/dynamic-security.json",
+    ]
+    if journal_plugin is not None:
+        lines += [
+            "# Each ingest publish is on record before its PUBACK",
+            f"plugin {journal_plugin.resolve()}",
+            f"plugin_opt_dir {directory}/journal",
+            f"plugin_opt_segment_bytes {config.journal_segment_bytes}",
+            f"plugin_opt_fsync {'true' if config.journal_fsync else 'false'}",
+        ]
+    lines += [
         "",
         "# Nothing acknowledged is dropped: save after every change, queue without limit",
         "persistence true",
@@ -220,6 +246,7 @@ class ManagedMosquitto:
         self._start_error: BaseException | None = None
         self._supervisor: threading.Thread | None = None
         self._stop_timeout = STOP_TIMEOUT
+        self.journal = MosquittoJournal(config.directory / "journal") if config.journal else None
 
     @property
     def pid(self) -> int | None:
@@ -237,8 +264,17 @@ class ManagedMosquitto:
         stat = private.stat()
         if stat.st_uid != os.geteuid() or stat.st_mode & 0o077:
             raise MosquittoUnavailable(f"{private} is not a private directory of this user")
+        journal_plugin = None
+        if self.journal is not None:
+            try:
+                journal_plugin = build_plugin(self.directory)
+            except JournalPluginError as error:
+                raise MosquittoUnavailable(
+                    f"{error}\n(or run without the journal: BAL_MOSQUITTO_JOURNAL=false)"
+                ) from error
+            self.journal.prepare()
         conf = self.directory / "mosquitto.conf"
-        conf.write_text(render_config(self.config, find_plugin(), user))
+        conf.write_text(render_config(self.config, find_plugin(), user, journal_plugin))
         conf.chmod(0o600)
         state = self.directory / "dynamic-security.json"
         if not state.exists():
@@ -324,6 +360,8 @@ class ManagedMosquitto:
             delay = min(delay * 2, 5.0)
 
     def _spawn(self, binary: str) -> None:
+        if self.journal is not None and (orphans := self.journal.close_orphans()):
+            log.warning("closed %d journal segment(s) of a mosquitto that died", orphans)
         descriptor = os.open(
             self.directory / "mosquitto.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
         )

@@ -12,7 +12,7 @@ import inspect
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -135,6 +135,8 @@ CREATE TABLE IF NOT EXISTS messages (
 -- deliveries are all kept, each is evidence of its own.
 CREATE UNIQUE INDEX IF NOT EXISTS messages_once
     ON messages (producer, digest) WHERE outcome != 'rejected';
+-- Payloads by digest in any outcome: rejections' raw bytes, the broker journal's replay.
+CREATE INDEX IF NOT EXISTS messages_by_digest ON messages (digest);
 CREATE TABLE IF NOT EXISTS readings (
     id         INTEGER PRIMARY KEY,
     message_id INTEGER NOT NULL REFERENCES messages (id),
@@ -211,6 +213,8 @@ _READING_COLUMNS = (
 )
 
 
+_IN_CHUNK = 500
+"""Values per `IN (...)` list, well below SQLite's limit on bound parameters."""
 _T = TypeVar("_T")
 
 
@@ -899,6 +903,23 @@ class SqliteStore:
             (*params, query.limit),
         )
         return [StoredRejection(*row) for row in rows]
+
+    def recorded(self, messages: Collection[tuple[str | None, str]]) -> set[tuple[str | None, str]]:
+        wanted = set(messages)
+        digests = sorted({digest for _, digest in wanted})
+        found: set[tuple[str | None, str]] = set()
+        db = self._connection()
+        for start in range(0, len(digests), _IN_CHUNK):
+            chunk = digests[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT producer, digest FROM messages WHERE digest IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update(
+                (producer, digest) for producer, digest in rows if (producer, digest) in wanted
+            )
+        return found
 
     def payload(self, digest: str) -> bytes | None:
         """Raw bytes of a stored message, for inspection of rejections."""

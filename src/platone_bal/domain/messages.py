@@ -35,6 +35,16 @@ class ReadingRecord:
     leaf_bytes: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """A publish as the broker wrote it down before acknowledging it."""
+
+    topic: str
+    payload: bytes
+    received: datetime
+    qos: int
+
+
 @dataclass(slots=True)
 class MessageRecord:
     """One received payload and everything decided about it, written in one go.
