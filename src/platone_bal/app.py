@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Web3DeviceRegistry, Web3GrantLedger
 from platone_bal.api import ApiContext, create_api
+from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.chain_setup import OpenChain, open_chain
@@ -97,10 +99,17 @@ class BrokerLogin:
     """The ingest session's id; egress and the rule sync append to it."""
 
 
+RECURSION_LIMIT = 12_288
+"""What py-evm's EVM needs (its own EVM_RECURSION_LIMIT). py_ecc raises the limit to
+100,000 when imported, past what the C stack holds: C-level recursion (a JSON parser
+fed a deep document) then crashed the process instead of raising RecursionError."""
+
+
 class Node:
     """One BAL node: store, users, ingest, broker and API wired from Settings."""
 
     def __init__(self, settings: Settings) -> None:
+        sys.setrecursionlimit(RECURSION_LIMIT)
         self.settings = settings
         # The data directory holds password hashes and keystores: owner only.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -164,6 +173,7 @@ class Node:
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
             session_key=read_or_create_secret(secrets_dir / "session-key"),
             secure_cookies=settings.tls is not None,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._server: _Server | None = None
         self._rpc_server: _Server | None = None
@@ -335,8 +345,9 @@ class Node:
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
                 rpc = ReadOnlyRpc(Web3(self.chain.embedded.provider), settings.chain_id)
+                rpc_app = BodyGuard(create_rpc_app(rpc), max_bytes=settings.max_body_bytes)
                 self._rpc_server = _server(
-                    create_rpc_app(rpc), settings.bind, settings.chain_rpc_port, settings.tls
+                    rpc_app, settings.bind, settings.chain_rpc_port, settings.tls
                 )
                 servers.append(self._rpc_server)
             self._install_signal_handlers()

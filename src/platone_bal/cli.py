@@ -183,12 +183,11 @@ def verify(
 
     Needs no BAL server. Exits 0 only when every check that ran passed.
     """
-    import json
-
+    from platone_bal.codecs import json_depth
     from platone_bal.domain.proof import verify_bundle
 
     try:
-        bundle = json.loads(proof.read_bytes())
+        bundle = json_depth.loads(proof.read_bytes())
     except (OSError, ValueError) as error:
         console.print(f"[red]INVALID[/red] cannot read {proof}: {error}")
         raise typer.Exit(1) from None

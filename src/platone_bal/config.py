@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds between two full repairs of the broker's rules."
     )
     max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body the API and the chain RPC read (ingest payloads "
+        "have max_payload_bytes); a larger one is refused with 413 before it is read.",
+    )
     log_id: str = Field(default="bal-main", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     token_ttl: int = Field(default=3600, gt=0, description="Bearer token lifetime, seconds.")
     ingest_batch: int = Field(default=2000, gt=0, description="Most messages per write.")

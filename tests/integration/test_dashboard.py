@@ -188,3 +188,29 @@ def test_api_docs_need_no_internet(browser: Browser, node: NodeThread) -> None:
     expect(page.get_by_text("/v1/readings", exact=True).first).to_be_visible()
     assert outside == []
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+def test_markup_in_a_payload_is_shown_as_text_in_charts(browser: Browser, node: NodeThread) -> None:
+    """Plotly renders <a href>, <b>, <br> in titles and names: a device id with a link
+    must stay text (it became a clickable link in the consumer's chart title)."""
+    device = '<a href="https://example.org/phish">pmu9</a>'
+    unit = "<b>kV</b>"
+    payload = json.loads(SAMPLE_PMU)
+    payload["device"] = device
+    for reading in payload["readings"]:
+        reading["unit"] = unit
+    publish_as_producer1(node, json.dumps(payload).encode())
+    wait_for(
+        lambda: any(r["device"] == device for r in node.get("/v1/readings")["items"]),
+        what="the reading with markup in its device id",
+    )
+    producer = open_page(browser, node)
+    sign_in(producer, PRODUCER)
+    expect(producer).to_have_url("/producer")
+    producer.locator('[data-series] [name="device"]').select_option(device)
+    chart = producer.locator("[data-chart]").first
+    expect(chart.locator(".gtitle")).to_contain_text(device)
+    expect(chart.locator(".ytitle")).to_have_text(unit)
+    assert chart.locator("svg a").count() == 0
+    assert chart.locator("svg b, svg tspan[style*='bold']").count() == 0
+    assert producer.errors == [], producer.errors  # type: ignore[attr-defined]

@@ -12,7 +12,6 @@ names them) and encoded the JSON-RPC way: quantities as 0x-hex, data as 0x-hex.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from platone_bal import __version__
+from platone_bal.codecs import json_depth
 
 MAX_LOG_RANGE = 100_000
 MAX_BATCH = 100
@@ -160,7 +160,7 @@ def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
 def create_rpc_app(rpc: ReadOnlyRpc) -> Starlette:
     async def endpoint(request: Request) -> Response:
         try:
-            body = json.loads(await request.body())
+            body = json_depth.loads(await request.body())
         except ValueError:
             return JSONResponse(_error(None, -32700, "parse error"))
         if isinstance(body, list):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -213,7 +215,33 @@ _READING_COLUMNS = (
 )
 
 
+SQLITE_INTEGER_MAX = 2**63 - 1
+
+
+def _is_row_id(value: int) -> bool:
+    """Whether SQLite can hold `value` as an id at all: asked for a larger one (a URL's
+    id of 2^64), the answer is "no such row", not an OverflowError."""
+    return -SQLITE_INTEGER_MAX - 1 <= value <= SQLITE_INTEGER_MAX
+
+
 _IN_CHUNK = 500
+
+
+def _set_wal(connection: sqlite3.Connection, patience: float = 10.0) -> None:
+    """WAL mode on a new connection. Right after a restart, while the first connection
+    recovers the WAL, SQLite answers this pragma "database is locked" at once, without
+    waiting for the busy timeout (seen: 500s on the first requests); so wait here."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 """Values per `IN (...)` list, well below SQLite's limit on bound parameters."""
 _T = TypeVar("_T")
 
@@ -246,6 +274,12 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # owner only, also for a file made by an earlier version; SQLite gives its -wal
+        # and -shm files the database file's mode
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                file.chmod(0o600)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -257,7 +291,7 @@ class SqliteStore:
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            _set_wal(connection)
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
@@ -550,6 +584,8 @@ class SqliteStore:
             db.execute("UPDATE decisions SET error = ? WHERE id = ?", (error, decision_id))
 
     def decisions(self, grant_id: int) -> list[StoredDecision]:
+        if not _is_row_id(grant_id):
+            return []
         return self._decision_rows("grant_id = ? ORDER BY id", (grant_id,))
 
     def _decision_rows(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
@@ -565,6 +601,8 @@ class SqliteStore:
         ]
 
     def grant(self, grant_id: int) -> Grant | None:
+        if not _is_row_id(grant_id):
+            return None
         rows = self._grant_rows("id = ?", (grant_id,))
         return rows[0] if rows else None
 
@@ -802,6 +840,8 @@ class SqliteStore:
     # queries
 
     def reading(self, reading_id: int) -> StoredReading | None:
+        if not _is_row_id(reading_id):
+            return None
         rows = self._reading_rows("r.id = ?", [reading_id], 1)
         return rows[0] if rows else None
 
@@ -1055,7 +1095,12 @@ def _grant(row: tuple[Any, ...]) -> Grant:
         return None if text is None else frozenset(json.loads(text))
 
     def moment(text: str | None) -> datetime | None:
-        return None if text is None else parse_time(text)
+        if text is None:
+            return None
+        year, dash, rest = text.partition("-")
+        if dash and year.isdigit() and len(year) < 4:  # written before years were padded
+            text = f"{int(year):04d}-{rest}"
+        return parse_time(text)
 
     return Grant(
         id=grant_id,

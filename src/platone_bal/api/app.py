@@ -23,6 +23,7 @@ from platone_bal.api import (
     routes_users,
     routes_verify,
 )
+from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.context import ApiContext
 from platone_bal.api.gateway import GatewayConfig, install_gateway
 from platone_bal.api.openapi import install_openapi
@@ -30,14 +31,18 @@ from platone_bal.api.problems import install_problem_handlers
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import Role
 
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_api(
     context: ApiContext,
     gateway: GatewayConfig | None = None,
     session_key: str | None = None,
     secure_cookies: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The API and, on the same port, the dashboard (`session_key` signs its cookies)."""
+    """The API and, on the same port, the dashboard (`session_key` signs its cookies;
+    request bodies other than ingest payloads are limited to `max_body_bytes`)."""
     # Swagger UI's assets from the installed fastapi-offline package: /docs works in a
     # closed network too. (No ReDoc: its page fetches a logo from the internet.)
     api = FastAPIOffline(
@@ -49,6 +54,12 @@ def create_api(
     api.state.context = context
     install_problem_handlers(api)
     install_openapi(api)
+    # inside the gateway, so that what it refuses is rate limited and logged too
+    api.add_middleware(
+        BodyGuard,
+        max_bytes=max_body_bytes,
+        token_valid=lambda token: context.tokens.claims(token) is not None,
+    )
     install_gateway(api, context, gateway or GatewayConfig())
     api.include_router(routes_auth.router)
     api.include_router(routes_users.router)

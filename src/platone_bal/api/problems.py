@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from platone_bal.ports import StoreUnavailable
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -29,6 +31,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             response.headers[name] = value
         if error.status_code == 405:
             response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_problem(request: Request, error: StoreUnavailable) -> JSONResponse:
+        """The store's own passing fault (locked, I/O): ask to come back, not a 500."""
+        response = problem(503, "Service Unavailable", "the store is busy; try again")
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(RequestValidationError)

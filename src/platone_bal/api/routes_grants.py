@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platone_bal.api.audit import audit
 from platone_bal.api.deps import Context, Principal, Reader, RowId
@@ -40,6 +40,21 @@ class ScopeFields(BaseModel):
         default=None, alias="to", description="Measurement time, exclusive (RFC 3339)"
     )
     expires: datetime | None = Field(default=None, description="When the grant ends by itself")
+
+    @field_validator("since", "until", "expires")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        """A time the store can hold and read back: with an offset, representable in UTC
+        (a consumer's `0001-01-01T00:00:00Z` once made every grant list of its producer
+        fail)."""
+        if moment is None:
+            return None
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("needs a UTC offset (RFC 3339)")
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range in UTC") from None
 
     def slice_of(self, producer: str) -> Slice:
         return Slice(

@@ -17,7 +17,14 @@ from defusedxml.ElementTree import fromstring
 
 from platone_bal.codecs.errors import DecodeError
 from platone_bal.codecs.reading_type import decode_reading_type
-from platone_bal.domain.readings import InvalidReading, Reading, decimal_text, parse_time
+from platone_bal.domain.readings import (
+    FIELD_LIMITS,
+    InvalidReading,
+    Reading,
+    decimal_text,
+    parse_time,
+    shown,
+)
 
 FORMAT = "cim-61968-9"
 
@@ -33,6 +40,12 @@ def decode_cim(payload: bytes) -> tuple[list[Reading], list[str]]:
         device = _meter_name(meter_reading)
         if device is None:
             problems.append(f"{where}: no Meter Names/name or mRID")
+            continue
+        if len(device) > FIELD_LIMITS["device"]:
+            problems.append(
+                f"{where}: device {shown(device)} is longer than {FIELD_LIMITS['device']} "
+                "characters"
+            )
             continue
         context: dict[str, Any] = {"usagePoint": _text(meter_reading, "UsagePoint", "mRID")}
         for label, item, code in _items(meter_reading):

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from platone_bal.codecs import cim, pmu
 from platone_bal.codecs.errors import DecodeError
+from platone_bal.codecs.json_depth import JsonTooDeep, check_depth
 from platone_bal.domain.readings import Reading
 
 SIGNED_ENVELOPE = "signed-envelope"
@@ -58,6 +59,10 @@ def _parse_json(payload: bytes) -> dict[str, Any]:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DecodeError(f"JSON payload is not valid UTF-8 (byte {error.start})") from None
+    try:
+        check_depth(payload)
+    except JsonTooDeep as error:
+        raise DecodeError(str(error)) from None
     try:
         document = json.loads(
             text,

@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any, TypeGuard
 
 from platone_bal.codecs.errors import DecodeError
-from platone_bal.domain.readings import InvalidReading, Reading, decimal_text, parse_time
+from platone_bal.domain.readings import (
+    FIELD_LIMITS,
+    InvalidReading,
+    Reading,
+    decimal_text,
+    parse_time,
+)
 
 FORMAT = "pmu-json"
 
@@ -18,6 +24,11 @@ def decode_pmu(document: dict[str, Any]) -> tuple[list[Reading], list[str]]:
     device = document.get("device")
     if not _is_text(device) or not device.strip():
         raise DecodeError("PMU payload has no 'device' string")
+    device = device.strip()
+    if len(device) > FIELD_LIMITS["device"]:
+        raise DecodeError(
+            f"PMU payload: device id of {len(device)} characters (at most {FIELD_LIMITS['device']})"
+        )
     stamp = document.get("timestamp")
     if not _is_text(stamp):
         raise DecodeError("PMU payload has no 'timestamp' string")
@@ -32,7 +43,7 @@ def decode_pmu(document: dict[str, Any]) -> tuple[list[Reading], list[str]]:
     problems: list[str] = []
     for number, item in enumerate(items, start=1):
         try:
-            readings.append(_reading(device.strip(), time, item))
+            readings.append(_reading(device, time, item))
         except InvalidReading as error:
             problems.append(f"readings[{number - 1}] ({device}): {error}")
     return readings, problems

@@ -22,6 +22,14 @@ MAX_CLOCK_LEAD = timedelta(days=1)
 """How far ahead of its receipt a reading may be stamped before it counts as impossible."""
 
 
+FIELD_LIMITS = {"device": 128, "measurand": 128, "value": 64, "unit": 32}
+"""Characters each field of a reading may have; an attribute's text at most `ATTR_LIMIT`.
+Far beyond any real meter's, small enough that a hostile payload cannot make the
+store hold more than it sent (a 100 KB device id repeated in every rejection of a
+1,000-reading payload grew the database by 98 MB)."""
+ATTR_LIMIT = 128
+
+
 class InvalidReading(ValueError):
     """A value or time that cannot be part of a canonical reading; the message says why."""
 
@@ -36,6 +44,24 @@ class Reading:
     value: str
     unit: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def oversized_field(reading: Reading) -> str | None:
+    """Which field of `reading` is longer than the BAL keeps, or None."""
+    for name, limit in FIELD_LIMITS.items():
+        text = getattr(reading, name)
+        if text is not None and len(text) > limit:
+            return f"{name} of {len(text)} characters (at most {limit})"
+    for key, value in reading.attrs.items():
+        if isinstance(value, str) and len(value) > ATTR_LIMIT:
+            return f"{key} of {len(value)} characters (at most {ATTR_LIMIT})"
+    return None
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """`text` quoted for a reason, cut to `limit` characters: a reason never carries a
+    hostile payload's long fields along."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
 
 
 def decimal_text(raw: object) -> str:
@@ -65,12 +91,17 @@ def parse_time(raw: str) -> datetime:
         raise InvalidReading(f"time {text[:40]!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidReading(f"time {text[:40]!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise InvalidReading(f"time {text[:40]!r} is out of range in UTC") from None
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with exactly six fraction digits and 'Z', as the leaf contract says."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with exactly six fraction digits and 'Z', as the leaf contract says.
+    (Not strftime: its %Y writes year 1 as "1", which nothing reads back.)"""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 def implausible_time(moment: datetime, received: datetime) -> str | None:

@@ -30,8 +30,14 @@ from platone_bal import metrics
 from platone_bal.codecs import DecodeError, decode
 from platone_bal.domain.devices import device_publish_refusal, parse_device_login
 from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
-from platone_bal.domain.messages import Channel, MessageRecord, ReadingRecord, SaveResult
-from platone_bal.domain.readings import implausible_time
+from platone_bal.domain.messages import (
+    Channel,
+    MessageRecord,
+    ReadingRecord,
+    SaveResult,
+    capped_reasons,
+)
+from platone_bal.domain.readings import implausible_time, oversized_field, shown
 from platone_bal.domain.users import Role, User, topic_producer
 from platone_bal.ports import Store, StoreUnavailable
 
@@ -235,18 +241,13 @@ class IngestService:
         return result
 
     def record(self, delivery: Delivery, lookups: _Lookups | None = None) -> MessageRecord:
-        """Everything decided about one delivery: its readings or its rejection reasons."""
+        """Everything decided about one delivery: its readings or its rejection reasons
+        (at most `MAX_REASONS` of them, and a count of the rest)."""
         lookups = _Lookups() if lookups is None else lookups
         producer_name = topic_producer(delivery.topic)
         record = self._bare_record(delivery, producer_name)
         try:
-            refusal = delivery.refusal or self._refusal(delivery, producer_name, lookups.producers)
-            if refusal is not None:
-                record.rejections.append(refusal)
-                return record
-            producer = lookups.producers[producer_name or ""]
-            assert producer is not None  # _refusal let it through, so it exists
-            self._certify(delivery, record, producer, self._topic_device(delivery, lookups))
+            self._decide(delivery, record, producer_name, lookups)
         except StoreUnavailable:
             raise  # the store's fault, not the payload's: the batch is retried
         except Exception as error:  # a codec or leaf bug must not stop the pipeline
@@ -254,7 +255,23 @@ class IngestService:
             metrics.POISON.inc()
             record.readings.clear()
             record.rejections.append(f"internal error while decoding ({_describe(error)})")
+        record.rejections = capped_reasons(record.rejections)
         return record
+
+    def _decide(
+        self,
+        delivery: Delivery,
+        record: MessageRecord,
+        producer_name: str | None,
+        lookups: _Lookups,
+    ) -> None:
+        refusal = delivery.refusal or self._refusal(delivery, producer_name, lookups.producers)
+        if refusal is not None:
+            record.rejections.append(refusal)
+            return
+        producer = lookups.producers[producer_name or ""]
+        assert producer is not None  # _refusal let it through, so it exists
+        self._certify(delivery, record, producer, self._topic_device(delivery, lookups))
 
     def _bare_record(self, delivery: Delivery, producer_name: str | None) -> MessageRecord:
         payload = delivery.payload
@@ -302,6 +319,10 @@ class IngestService:
         record.rejections.extend(decoded.problems)
         source = Source(decoded.format, record.digest, delivery.received)
         for reading in decoded.readings:
+            too_long = oversized_field(reading)
+            if too_long is not None:
+                record.rejections.append(f"{shown(reading.device)}: {too_long}")
+                continue
             if own_device is not None and reading.device != own_device:
                 record.rejections.append(
                     f"{reading.device} {reading.measurand}: device {own_device!r} "

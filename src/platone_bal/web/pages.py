@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from platone_bal import __version__
 from platone_bal.api.access import access_of, may_read
 from platone_bal.api.context import ApiContext
+from platone_bal.codecs import json_depth
 from platone_bal.domain.devices import DeviceKind
 from platone_bal.domain.grants import Grant, GrantError, GrantStatus, Slice
 from platone_bal.domain.merkle import SHA3_256, inclusion_steps
@@ -480,7 +481,7 @@ async def verify_proof(
 def _verdict(ctx: ApiContext, text: str) -> dict[str, Any]:
     """Each check of the bundle, and the Merkle path from its leaf to the root."""
     try:
-        bundle = json.loads(text)
+        bundle = json_depth.loads(text)
     except ValueError as error:
         return {"valid": False, "checks": [("format", False, f"not JSON: {error}")], "steps": []}
     checks = verify_bundle(bundle, ctx.anchor_lookup())

@@ -30,12 +30,18 @@ function options(select, values) {
   select.replaceChildren(...values.map((v) => new Option(v, v)));
 }
 
+function plain(text) {
+  // Plotly renders a subset of HTML in titles and names (<a href>, <b>, <br>): text from
+  // a payload (a device id, a unit) must show as the characters it is, never as markup.
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 function draw(chart, x, y, name, unit, xTitle = "measurement time (UTC)") {
-  Plotly.react(chart, [{ x, y, name, mode: "lines+markers", type: "scatter" }], {
+  Plotly.react(chart, [{ x, y, name: plain(name), mode: "lines+markers", type: "scatter" }], {
     margin: { t: 30, r: 20, b: 50, l: 60 },
-    title: { text: name },
-    xaxis: { title: { text: xTitle } },
-    yaxis: { title: { text: unit || "value" } },
+    title: { text: plain(name) },
+    xaxis: { title: { text: plain(xTitle) } },
+    yaxis: { title: { text: plain(unit || "value") } },
   }, { responsive: true, displaylogo: false });
 }
 
