@@ -26,16 +26,20 @@ class Scope(StrEnum):
 
     READ = "data:read"
     INGEST = "data:ingest"
+    GRANTS = "grants:write"
+    """Request, accept, refuse and revoke grants: deciding who reads whose data is not
+    reading, so a platform registered to read cannot give access away."""
     VERIFY = "verify"
     ADMIN = "admin"
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.ADMIN: frozenset(Scope),
-    Role.PRODUCER: frozenset({Scope.READ, Scope.INGEST, Scope.VERIFY}),
-    Role.CONSUMER: frozenset({Scope.READ, Scope.VERIFY}),
+    Role.PRODUCER: frozenset({Scope.READ, Scope.INGEST, Scope.GRANTS, Scope.VERIFY}),
+    Role.CONSUMER: frozenset({Scope.READ, Scope.GRANTS, Scope.VERIFY}),
 }
-"""The most a role's tokens can carry; what data a scope reaches depends on the user."""
+"""The most a role's tokens can carry; what data a scope reaches depends on the user.
+No scope implies another: a client gets exactly those it was registered with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,9 @@ class User:
     password_hash: str
     wallet: str
     disabled: bool = False
+    token_version: int = 0
+    """Carried in every token and dashboard session of the user; raising it (sign-out,
+    password change or reset, disabling) ends them all at once."""
 
     @property
     def topic(self) -> str | None:
@@ -68,6 +75,9 @@ class Client:
     scopes: frozenset[Scope]
     secret_hash: str
     disabled: bool = False
+    token_version: int = 0
+    """Carried in the client's tokens; raising it (disabling the client or its user)
+    ends them all at once."""
 
 
 def valid_username(name: str) -> bool:
