@@ -214,6 +214,15 @@ class Store(Protocol):
 
     def disable_client(self, client_id: str) -> bool: ...
 
+    def revoke_user_tokens(self, username: str, *, clients: bool = False) -> bool:
+        """End every token and dashboard session of a user (with `clients`, also its
+        platform clients' tokens): raise their token version. False: no such user."""
+        ...
+
+    def revoke_client_tokens(self, client_id: str) -> bool:
+        """End every token of a platform client. False: no such client."""
+        ...
+
     def save(self, records: Sequence[MessageRecord], log: str) -> SaveResult:
         """Write a batch of messages in one transaction; readings get their log indices.
 

@@ -116,18 +116,20 @@ def test_a_grant_opens_and_a_revoke_closes_both_channels(
         assert len(readable(node, consumer)) == 2  # the meter's two readings
         assert readable(node, other) == []
 
-        mine = Subscriber(mosquitto.url, *CONSUMER, "certified/producer1/#")
-        theirs = Subscriber(mosquitto.url, *OTHER, "certified/producer1/#")
+        mine = Subscriber(mosquitto.url, *CONSUMER, f"granted/{whole['id']}/#")
+        theirs = Subscriber(mosquitto.url, *OTHER, f"granted/{narrow['id']}/#")
         assert not mine.codes[0].is_failure and not theirs.codes[0].is_failure
         publish(pmu("pmu1", 1, 11), "platone/producer1/pmu1")
         publish(pmu("pmu2", 1, 21), "platone/producer1/pmu2")
         wait_for(lambda: len(mine.received()) == 2, timeout=15, what="both PMUs for consumer1")
         wait_for(lambda: len(theirs.received()) == 1, timeout=15, what="pmu1 for consumer2")
         assert {t for t, _ in mine.received()} == {
-            "certified/producer1/pmu1/voltmagnitude",
-            "certified/producer1/pmu2/voltmagnitude",
+            f"granted/{whole['id']}/producer1/pmu1/voltmagnitude",
+            f"granted/{whole['id']}/producer1/pmu2/voltmagnitude",
         }
-        assert [t for t, _ in theirs.received()] == ["certified/producer1/pmu1/voltmagnitude"]
+        assert [t for t, _ in theirs.received()] == [
+            f"granted/{narrow['id']}/producer1/pmu1/voltmagnitude"
+        ]
         assert len(readable(node, consumer)) == 4
         assert [r["device"] for r in readable(node, other)] == ["pmu1"]
 
@@ -142,8 +144,12 @@ def test_a_grant_opens_and_a_revoke_closes_both_channels(
         wait_for(lambda: mine.client.is_connected(), what="consumer1 back")
         assert len(mine.received()) == 2
         assert theirs.disconnects == 0
-        again = Subscriber(mosquitto.url, *CONSUMER, "certified/producer1/#")
+        again = Subscriber(mosquitto.url, *CONSUMER, f"granted/{whole['id']}/#")
         assert again.codes[0].is_failure
+        # (a second connection of one login takes its session over: checked last)
+        stray = Subscriber(mosquitto.url, *OTHER, f"granted/{whole['id']}/#")
+        assert stray.codes[0].is_failure  # another consumer's grant is not its own
+        stray.close()
         for subscriber in (mine, theirs, again):
             subscriber.close()
         device.disconnect()
@@ -174,9 +180,9 @@ def test_a_grant_opens_and_a_revoke_closes_both_channels(
             if e["action"].startswith("mqtt.access")
         ]
         assert opened_closed == [
-            ("consumer1", "mqtt.access.opened", "certified/producer1/#"),
-            ("consumer2", "mqtt.access.opened", "certified/producer1/pmu1/#"),
-            ("consumer1", "mqtt.access.closed", "certified/producer1/#"),
+            ("consumer1", "mqtt.access.opened", f"granted/{whole['id']}/#"),
+            ("consumer2", "mqtt.access.opened", f"granted/{narrow['id']}/#"),
+            ("consumer1", "mqtt.access.closed", f"granted/{whole['id']}/#"),
         ]
 
 
@@ -197,8 +203,8 @@ def test_the_broker_is_repaired_at_start_up_and_while_running(
         assert held.clients["producer1"].roles == {"bal:producer:producer1"}
         assert held.clients["consumer1"].roles == {f"bal:grant:{grant['id']}"}
         assert held.roles[f"bal:grant:{grant['id']}"] == {
-            ("subscribePattern", "certified/producer1/#", True),
-            ("publishClientReceive", "certified/producer1/pmu1/#", True),
+            ("subscribePattern", f"granted/{grant['id']}/#", True),
+            ("publishClientReceive", f"granted/{grant['id']}/#", True),
         }
         assert refused(mosquitto, *INTRUDER)
 
@@ -238,7 +244,7 @@ def test_the_broker_is_repaired_at_start_up_and_while_running(
     with mosquitto.bal_node(tmp_path / "bal"):
         held = state(dynsec)
         assert held.clients["consumer1"].roles == {f"bal:grant:{grant['id']}"}
-        assert ("publishClientReceive", "certified/producer1/pmu1/#", True) in held.roles[
+        assert ("publishClientReceive", f"granted/{grant['id']}/#", True) in held.roles[
             f"bal:grant:{grant['id']}"
         ]
         # Passwords survive in the plugin: consumer1 still logs in.
@@ -254,12 +260,12 @@ def test_expiry_and_disabling_close_the_broker(tmp_path: Path, mosquitto: Mosqui
         expires = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
         grant = post(node, "/v1/grants", consumer, producer="producer1", expires=expires)
         post(node, f"/v1/grants/{grant['id']}/accept", producer)
-        watcher = Subscriber(mosquitto.url, *CONSUMER, "certified/producer1/#")
+        watcher = Subscriber(mosquitto.url, *CONSUMER, f"granted/{grant['id']}/#")
         assert not watcher.codes[0].is_failure
         # The grant expires by the clock; the next second's sync takes its role away.
         wait_for(lambda: watcher.disconnects >= 1, timeout=10, what="expiry disconnects")
         watcher.close()
-        assert Subscriber(mosquitto.url, *CONSUMER, "certified/producer1/#").codes[0].is_failure
+        assert Subscriber(mosquitto.url, *CONSUMER, f"granted/{grant['id']}/#").codes[0].is_failure
 
         # A device with its own login may publish only under its own topic.
         answer = post(

@@ -100,21 +100,22 @@ def test_consumers_receive_certified_data_only_while_and_where_a_grant_holds(
         url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
         producer = node.token(*PRODUCER)
         consumer = node.token("consumer1", "secret-pass-2")
-        early = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
-        assert early.codes[0].is_failure  # nothing granted yet
-        early.close()
-
         grant = node.http.post(
             "/v1/grants", json={"producer": "producer1"}, headers=consumer
         ).json()
+        mine = f"granted/{grant['id']}/#"
+        early = Subscriber(url, "consumer1", "secret-pass-2", mine)
+        assert early.codes[0].is_failure  # not accepted yet
+        early.close()
         node.http.post(
             f"/v1/grants/{grant['id']}/accept", json={"devices": ["pmu1"]}, headers=producer
         ).raise_for_status()
-        watcher = Subscriber(url, "consumer1", "secret-pass-2", "certified/producer1/#")
+        watcher = Subscriber(url, "consumer1", "secret-pass-2", mine)
         assert not watcher.codes[0].is_failure
-        wildcard = Subscriber(url, "consumer1", "secret-pass-2", "certified/+/#")
-        assert wildcard.codes[0].is_failure  # a consumer names the producer
-        wildcard.close()
+        for elsewhere in ("certified/producer1/#", "granted/+/#", "granted/#"):
+            refused = Subscriber(url, "consumer1", "secret-pass-2", elsewhere)
+            assert refused.codes[0].is_failure, elsewhere  # only its own grant's topics
+            refused.close()
         own = Subscriber(url, *PRODUCER, "certified/producer1/#")
 
         node.http.post("/v1/ingest", content=SAMPLE_XML, headers=producer).raise_for_status()
@@ -124,7 +125,7 @@ def test_consumers_receive_certified_data_only_while_and_where_a_grant_holds(
         wait_for(lambda: len(own.messages) == 4, timeout=10, what="producer's 4 messages")
         wait_for(lambda: len(watcher.messages) == 2, timeout=5, what="consumer's 2 messages")
         assert {topic for topic, _ in watcher.messages} == {
-            "certified/producer1/pmu1/voltmagnitude"
+            f"granted/{grant['id']}/producer1/pmu1/voltmagnitude"
         }
 
         node.http.post(
@@ -149,6 +150,6 @@ def test_consumers_receive_certified_data_only_while_and_where_a_grant_holds(
         wait_for(lambda: len(mqtt_entries()) == 2, what="access opened and closed, audited")
         actions = [(who, action) for who, action, _ in mqtt_entries()]
         assert actions == [("consumer1", "mqtt.access.opened"), ("consumer1", "mqtt.access.closed")]
-        assert all("certified/producer1/pmu1" in query for _, _, query in mqtt_entries())
+        assert all(query == mine for _, _, query in mqtt_entries())
         mine = node.http.get("/v1/audit", params={"limit": 1000}, headers=producer).json()
         assert any(e["action"] == "mqtt.access.opened" for e in mine["items"])

@@ -114,6 +114,7 @@ def test_consumers_may_not_publish_or_read_ingress(node: NodeThread) -> None:
     consumer = Inbox(connect(mqtt_url(node), "consumer1", "secret-pass-3"))
     assert not consumer.subscribe("platone/#")
     assert not consumer.subscribe("certified/producer1/#")
+    assert not consumer.subscribe("granted/#")
     consumer.client.publish("platone/consumer1", SAMPLE_PMU, qos=1).wait_for_publish(5)
     consumer.client.publish("platone/producer1", SAMPLE_PMU, qos=1).wait_for_publish(5)
     producer = connect(mqtt_url(node), "producer1", "secret-pass-1")

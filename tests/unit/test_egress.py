@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.domain.grants import Slice
 from platone_bal.domain.merkle import SHA3_256
-from platone_bal.domain.users import User, certified_topic
+from platone_bal.domain.users import Role, User, certified_topic, topic_level
 from platone_bal.services import egress as egress_module
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.egress import Egress
+from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
+from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_checkpoints import KEY
 from tests.unit.test_ingest import NOW, delivery
@@ -74,6 +78,50 @@ def test_only_checkpointed_readings_go_out_once_each_with_their_certified_leaf(
         assert store.nodes("bal-main").node(0, body["index"]) == SHA3_256.hash_leaf(leaf)
 
 
-def test_device_ids_become_one_safe_topic_level() -> None:
-    assert certified_topic("producer1", "a/b+c#d", "m") == "certified/producer1/a_b_c_d/m"
-    assert certified_topic("producer1", "", "v/x") == "certified/producer1/_/v_x"
+def test_device_ids_become_one_topic_level_one_to_one() -> None:
+    assert certified_topic("producer1", "a/b+c#d", "m") == "certified/producer1/a%2Fb%2Bc%23d/m"
+    names = ["m_1", "m/1", "m+1", "m#1", "m%1", "m%2F1", "m\0" + "1"]
+    assert len({topic_level(name) for name in names}) == len(names)
+    assert all("/" not in topic_level(n) and "+" not in topic_level(n) for n in names)
+
+
+def test_each_active_grant_gets_exactly_the_readings_rest_would_show(
+    store: SqliteStore, producer: User, users: UserService
+) -> None:
+    """Per grant, by measurement time (not delivery time), by exact device id (`m_1`
+    does not receive `m/1`), only while the grant is active."""
+    grants = GrantService(store, lambda: NOW)
+
+    def accepted(scope: dict[str, object], expires: datetime | None = None) -> int:
+        """A grant of a consumer of its own (one accepted grant per pair)."""
+        name = f"consumer{len(store.grants_of(None)) + 1}"
+        consumer = users.create(name, "pass-" + name, Role.CONSUMER)
+        asked = grants.request(consumer, Slice("producer1", **scope), expires)  # type: ignore[arg-type]
+        return grants.accept(asked.id, producer).id
+
+    all_data = accepted({})
+    exact = accepted({"devices": frozenset({"m_1"})})
+    window = accepted({"since": datetime(2020, 1, 1, tzinfo=UTC)})
+    old = accepted({"until": datetime(2020, 1, 1, tzinfo=UTC)})
+    gone = accepted({}, expires=NOW + timedelta(minutes=1))
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 20)
+    readings = [("m_1", "2015-06-01T00:00:00Z"), ("m/1", "2021-06-01T00:00:00Z")]
+    for device, time in readings:
+        payload = {"device": device, "timestamp": time, "readings": [{"measurand": "v", "data": 1}]}
+        ingest.ingest([delivery(json.dumps(payload).encode())])
+    Checkpointer(store, log_id="bal-main", private_key=KEY, clock=lambda: NOW).checkpoint_now()
+    sink = Recording()
+    Egress(store, sink, log_id="bal-main", clock=lambda: NOW + timedelta(hours=1)).publish_pending()
+    topics = sorted(topic for topic, _ in sink.messages)
+    assert topics == sorted(
+        [
+            "certified/producer1/m_1/v",
+            f"granted/{all_data}/producer1/m_1/v",
+            f"granted/{exact}/producer1/m_1/v",
+            f"granted/{old}/producer1/m_1/v",
+            "certified/producer1/m%2F1/v",
+            f"granted/{all_data}/producer1/m%2F1/v",
+            f"granted/{window}/producer1/m%2F1/v",
+        ]
+    )
+    assert gone not in {int(t.split("/")[1]) for t in topics if t.startswith("granted/")}

@@ -53,6 +53,57 @@ def test_each_caller_is_limited_on_its_own_with_retry_after(
         assert client.get("/healthz").status_code == 200
 
 
+def test_large_answers_are_charged_as_debt_down_to_one_burst() -> None:
+    limiter = RateLimiter(rate=10.0, burst=20)
+    assert limiter.take("a", now=0.0) is None
+    limiter.charge("a", 100, now=0.0)  # far beyond the burst: the debt stops at -20
+    assert limiter.take("a", now=0.0) == pytest.approx(2.1)  # (1 - -20) / 10
+    assert limiter.take("a", now=2.1) is None
+    assert limiter.take("b", now=0.0) is None
+
+
+def many_readings(count: int) -> bytes:
+    """One PMU payload with `count` readings."""
+    readings = [
+        {"component": f"BUS{n}", "measurand": "voltmagnitude", "phase": "A", "data": n}
+        for n in range(count)
+    ]
+    payload = {"device": "pmu1", "timestamp": "2020-05-20T10:27:57+00:00", "readings": readings}
+    return json.dumps(payload).encode()
+
+
+def test_a_token_pulling_large_pages_meets_429_at_the_default_rate(
+    store: SqliteStore, users: UserService
+) -> None:
+    clock = [0.0]  # frozen: no refill unless the test moves it
+    with app_with(store, users, GatewayConfig(clock=lambda: clock[0])) as client:
+        admin = login(client, "admin", "admin-pass-1")
+        producer = add_user(client, admin, "producer1", "producer")
+        publish(store, "producer1", many_readings(1000))
+        pulls = []
+        for _ in range(100):  # counted as requests, 100 pulls would all pass (burst 200)
+            answer = client.get("/v1/readings", params={"limit": 1000}, headers=producer)
+            pulls.append(answer.status_code)
+            if answer.status_code != 200:
+                break
+        assert pulls[-1] == 429 and 20 <= pulls.count(200) <= 40  # about 7 tokens a page
+        retry = int(answer.headers["retry-after"])
+        assert 1 <= retry <= 5
+        assert client.get("/v1/me", headers=admin).status_code == 200  # others unaffected
+        clock[0] += retry
+        assert client.get("/v1/readings", params={"limit": 10}, headers=producer).is_success
+
+
+def test_anonymous_answers_cost_one_request_whatever_their_size(
+    store: SqliteStore, users: UserService
+) -> None:
+    config = GatewayConfig(rate=1.0, burst=3, clock=lambda: 0.0)
+    with app_with(store, users, config) as client:
+        plotly = [client.get("/static/vendor/plotly.min.js") for _ in range(3)]
+        assert [len(answer.content) > 1_000_000 for answer in plotly] == [True] * 3
+        assert client.get("/healthz").status_code == 429  # the fourth request
+
+
 def test_access_log_names_who_and_what_but_no_secret(
     client: TestClient, admin: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

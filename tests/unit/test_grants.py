@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.api.cursors import encode_cursor
 from platone_bal.domain.grants import (
-    Access,
     Grant,
     GrantConflict,
     GrantError,
@@ -183,27 +182,6 @@ def test_grants_are_private_to_their_parties_and_only_consumers_ask(
         headers=other,
     )
     assert past.status_code == 422
-
-
-def test_mqtt_rules_follow_the_grant_slices() -> None:
-    scope = Slice(
-        "producer1",
-        devices=frozenset({"meter/7"}),
-        measurands=frozenset({"voltmagnitude"}),
-        until=T0 + timedelta(days=1),
-    )
-    access = Access((scope,))
-    assert access.may_subscribe("certified/producer1/#")
-    assert not access.may_subscribe("certified/+/#")
-    assert not access.may_subscribe("certified/producer2/#")
-    assert not access.may_subscribe("platone/producer1/#")
-    topic = "certified/producer1/meter_7/voltmagnitude"  # the device id as a topic level
-    assert access.may_receive(topic, T0)
-    assert not access.may_receive("certified/producer1/meter_7/current", T0)
-    assert not access.may_receive("certified/producer1/meter_8/voltmagnitude", T0)
-    assert not access.may_receive(topic, T0 + timedelta(days=2))  # past the window
-    assert Access(None).may_receive("certified/anyone/d/m", T0)
-    assert not Access(()).may_subscribe("certified/producer1/#")
 
 
 def test_a_narrowed_consumer_reaches_nothing_else_by_guessing(

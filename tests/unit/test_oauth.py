@@ -39,7 +39,7 @@ def test_password_tokens_carry_the_roles_scopes_or_fewer(
     add_user(client, admin, "producer1", "producer")
     form = {"grant_type": "password", "username": "producer1", "password": "pass-producer1"}
     full = client.post("/oauth/token", data=form).json()
-    assert full["scope"] == "data:ingest data:read verify"
+    assert full["scope"] == "data:ingest data:read grants:write verify"
     assert full["token_type"] == "bearer" and full["expires_in"] == 600
     narrow = client.post("/oauth/token", data={**form, "scope": "verify"}).json()
     assert narrow["scope"] == "verify"
@@ -182,7 +182,7 @@ def test_tokens_are_checked_against_the_store_not_only_their_claims(
     add_user(client, admin, "producer1", "producer")
     now = int(time.time())
     # a correctly signed token claiming admin scope for a producer gets only the role's scopes
-    claims = {"iss": "platone-bal", "sub": "producer1", "iat": now, "exp": now + 60}
+    claims = {"iss": "platone-bal", "sub": "producer1", "iat": now, "exp": now + 60, "ver": 0}
     inflated = jwt.encode({**claims, "scope": "admin data:read"}, KEY, "HS256")
     headers = {"Authorization": f"Bearer {inflated}"}
     assert client.get("/v1/users", headers=headers).status_code == 403
@@ -206,10 +206,15 @@ def test_openapi_declares_both_oauth2_flows_and_route_scopes(client: TestClient)
     assert set(flows["clientCredentials"]["scopes"]) == {
         "data:read",
         "data:ingest",
+        "grants:write",
         "verify",
         "admin",
     }
     assert spec["paths"]["/v1/readings"]["get"]["security"] == [{"OAuth2": ["data:read"]}]
+    decide = [{"OAuth2": ["grants:write"]}]
+    assert spec["paths"]["/v1/grants"]["post"]["security"] == decide
+    assert spec["paths"]["/v1/grants/{grant_id}/accept"]["post"]["security"] == decide
+    assert spec["paths"]["/v1/grants"]["get"]["security"] == [{"OAuth2": ["data:read"]}]
     assert spec["paths"]["/v1/users"]["post"]["security"] == [{"OAuth2": ["admin"]}]
 
 
@@ -233,3 +238,48 @@ def test_another_producers_data_is_out_of_reach_on_every_route(
     assert verdict["items"][0]["reason"].startswith("no certified reading")
     rejections = client.get("/v1/rejections", headers=other).json()["items"]
     assert rejections == []
+
+
+def client_token(
+    client: TestClient, admin: dict[str, str], user: str, scopes: list[str]
+) -> dict[str, str]:
+    """A token of a platform client registered for `user` with `scopes`."""
+    client_id, secret = register(client, admin, user, scopes)
+    return token(client, grant_type="client_credentials", client_id=client_id, client_secret=secret)
+
+
+def test_deciding_grants_needs_grants_write_which_data_read_does_not_imply(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    producer = add_user(client, admin, "producer1", "producer")
+    consumer = add_user(client, admin, "consumer1", "consumer")
+    reader_of_producer = client_token(client, admin, "producer1", ["data:read"])
+    reader_of_consumer = client_token(client, admin, "consumer1", ["data:read"])
+    asked = client.post("/v1/grants", json={"producer": "producer1"}, headers=reader_of_consumer)
+    assert asked.status_code == 403
+    assert 'scope="grants:write"' in asked.headers["www-authenticate"]
+    grant = client.post("/v1/grants", json={"producer": "producer1"}, headers=consumer).json()
+    for action in ("accept", "refuse", "revoke"):
+        answer = client.post(f"/v1/grants/{grant['id']}/{action}", headers=reader_of_producer)
+        assert answer.status_code == 403, action
+    revoked = client.post(f"/v1/grants/{grant['id']}/revoke", headers=reader_of_consumer)
+    assert revoked.status_code == 403
+    # reading grants stays data:read
+    assert client.get(f"/v1/grants/{grant['id']}", headers=reader_of_consumer).status_code == 200
+    assert client.get("/v1/grants", headers=reader_of_producer).json()[0]["status"] == "requested"
+    # a platform registered to decide may; people decide with their role's scopes
+    decider = client_token(client, admin, "producer1", ["data:read", "grants:write"])
+    accepted = client.post(f"/v1/grants/{grant['id']}/accept", headers=decider)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    revoked = client.post(f"/v1/grants/{grant['id']}/revoke", headers=producer)
+    assert revoked.status_code == 200
+    # a person's token narrowed to data:read cannot decide either
+    narrowed = token(
+        client,
+        grant_type="password",
+        username="consumer1",
+        password="pass-consumer1",
+        scope="data:read",
+    )
+    refused = client.post("/v1/grants", json={"producer": "producer1"}, headers=narrowed)
+    assert refused.status_code == 403

@@ -44,14 +44,14 @@ def test_passwords_are_reset_by_admins_and_changed_by_their_owners(
         headers=consumer,
     )
     assert changed.status_code == 204
-    login(client, "consumer1", "brand-new-pass")
+    consumer = login(client, "consumer1", "brand-new-pass")  # the old token was revoked
     short = client.post("/v1/users/consumer1/password", json={"password": "short"}, headers=admin)
     assert short.status_code == 422
     reset = client.post(
         "/v1/users/consumer1/password", json={"password": "reset-by-admin"}, headers=admin
     )
     assert reset.status_code == 204
-    login(client, "consumer1", "reset-by-admin")
+    consumer = login(client, "consumer1", "reset-by-admin")
     assert (
         client.post(
             "/v1/users/consumer1/password", json={"password": "x" * 12}, headers=consumer

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS users (
     wallet        TEXT NOT NULL UNIQUE,
     keystore      TEXT NOT NULL,
     disabled      INTEGER NOT NULL DEFAULT 0,
-    created       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    created       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    token_version INTEGER NOT NULL DEFAULT 0
 );
 -- Platform clients (OAuth2 client credentials), each acting for one user.
 CREATE TABLE IF NOT EXISTS clients (
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS clients (
     scopes      TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
     disabled    INTEGER NOT NULL DEFAULT 0,
-    created     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    created     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    token_version INTEGER NOT NULL DEFAULT 0
 );
 -- Grants (the seed's subscriptions): a consumer's access to a slice of a producer's data.
 CREATE TABLE IF NOT EXISTS grants (
@@ -205,7 +207,11 @@ CREATE TABLE IF NOT EXISTS anchors (
 );
 """
 
-_CLIENT_COLUMNS = "client_id, name, username, scopes, secret_hash, disabled"
+_CLIENT_COLUMNS = "client_id, name, username, scopes, secret_hash, disabled, token_version"
+_USER_COLUMNS = "username, role, password_hash, wallet, disabled, token_version"
+_ADDED_COLUMNS = (("users", "token_version"), ("clients", "token_version"))
+"""Columns later versions added: a database made before them gets them at open, as
+`INTEGER NOT NULL DEFAULT 0` (every user and client starts at token version 0)."""
 _CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
 _ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
@@ -284,6 +290,7 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._connection().executescript(SCHEMA)
+        self._add_missing_columns()
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -298,6 +305,17 @@ class SqliteStore:
             with self._lock:
                 self._connections.append(connection)
         return connection
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database an older version made up to SCHEMA (CREATE TABLE IF NOT
+        EXISTS leaves an existing table as it was)."""
+        with self._transaction() as db:
+            for table, column in _ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(
+                        f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                    )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -331,20 +349,13 @@ class SqliteStore:
             raise UserExists(f"user {user.username!r} exists") from None
 
     def get_user(self, username: str) -> User | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT username, role, password_hash, wallet, disabled FROM users"
-                " WHERE username = ?",
-                (username,),
-            )
-            .fetchone()
-        )
+        query = f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?"  # noqa: S608
+        row = self._connection().execute(query, (username,)).fetchone()
         return _user(row) if row else None
 
     def list_users(self) -> list[User]:
         rows = self._connection().execute(
-            "SELECT username, role, password_hash, wallet, disabled FROM users ORDER BY username"
+            f"SELECT {_USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
         )
         return [_user(row) for row in rows]
 
@@ -364,6 +375,31 @@ class SqliteStore:
                     (password_hash, username),
                 )
         return found is not None
+
+    def revoke_user_tokens(self, username: str, *, clients: bool = False) -> bool:
+        """End every token and dashboard session of a user (and, with `clients`, of its
+        platform clients) by raising their token version; False when there is no such
+        user. One transaction, so no token outlives a disable half-done."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE users SET token_version = token_version + 1 WHERE username = ?",
+                (username,),
+            )
+            if clients:
+                db.execute(
+                    "UPDATE clients SET token_version = token_version + 1 WHERE username = ?",
+                    (username,),
+                )
+        return cursor.rowcount > 0
+
+    def revoke_client_tokens(self, client_id: str) -> bool:
+        """End every token of a platform client; False when there is no such client."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE clients SET token_version = token_version + 1 WHERE client_id = ?",
+                (client_id,),
+            )
+        return cursor.rowcount > 0
 
     def has_role(self, role: Role) -> bool:
         row = (
@@ -996,18 +1032,19 @@ class _Nodes:
 
 
 def _user(row: tuple[Any, ...]) -> User:
-    username, role, password_hash, wallet, disabled = row
+    username, role, password_hash, wallet, disabled, token_version = row
     return User(
         username=username,
         role=Role(role),
         password_hash=password_hash,
         wallet=wallet,
         disabled=bool(disabled),
+        token_version=token_version,
     )
 
 
 def _client(row: tuple[Any, ...]) -> Client:
-    client_id, name, username, scopes, secret_hash, disabled = row
+    client_id, name, username, scopes, secret_hash, disabled, token_version = row
     return Client(
         client_id,
         name,
@@ -1015,6 +1052,7 @@ def _client(row: tuple[Any, ...]) -> Client:
         frozenset(Scope(scope) for scope in scopes.split()),
         secret_hash,
         bool(disabled),
+        token_version,
     )
 
 

@@ -1,7 +1,8 @@
 """Request dependencies: the context and the authenticated principal with its scopes.
 
 Routes declare the scope they need (`Security(principal, scopes=[...])`); OpenAPI shows
-it. No token or a bad one is 401; a good token without the scope is 403 (RFC 6750).
+it. No token or a bad one is 401 (a revoked one too: its version is behind its user's or
+client's); a good token without the scope is 403 (RFC 6750).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from platone_bal.api.context import ApiContext
 from platone_bal.domain.users import ROLE_SCOPES, Scope, User
 
 SCOPE_DESCRIPTIONS = {
-    Scope.READ.value: "read readings, proofs and certifications one may see",
+    Scope.READ.value: "read readings, proofs, certifications and grants one may see",
     Scope.INGEST.value: "post payloads as a producer (POST /v1/ingest)",
+    Scope.GRANTS.value: "request, accept, refuse and revoke grants (data:read does not imply it)",
     Scope.VERIFY.value: "check data and proofs, list checkpoints and anchors",
     Scope.ADMIN.value: "manage users and platform clients",
 }
@@ -34,6 +36,12 @@ oauth2 = OAuth2(
     scheme_name="OAuth2",
     auto_error=False,
 )
+
+
+def source_address(request: Request) -> str:
+    """The peer address failed sign-ins are counted against (no proxy header is
+    trusted: anyone could set one)."""
+    return request.client.host if request.client else "unknown"
 
 
 def context(request: Request) -> ApiContext:
@@ -69,11 +77,15 @@ def principal(
     if claims is None or user is None or user.disabled:
         raise _unauthorized("the token is invalid or expired", "invalid_token")
     scopes = claims.scopes & ROLE_SCOPES[user.role]
+    current = user.token_version
     if claims.client_id is not None:
         client = ctx.store.get_client(claims.client_id)
         if client is None or client.disabled or client.username != user.username:
             raise _unauthorized("the token's client is disabled or unknown", "invalid_token")
         scopes &= client.scopes
+        current = client.token_version
+    if claims.version != current:
+        raise _unauthorized("the token was revoked; sign in again", "invalid_token")
     missing = [name for name in required.scopes if Scope(name) not in scopes]
     if missing:
         challenge = f'Bearer error="insufficient_scope", scope="{required.scope_str}"'
@@ -93,5 +105,7 @@ Signed = Annotated[Principal, Security(principal)]
 """Any valid token, whatever its scopes."""
 Reader = Annotated[Principal, Security(principal, scopes=[Scope.READ.value])]
 Ingester = Annotated[Principal, Security(principal, scopes=[Scope.INGEST.value])]
+GrantWriter = Annotated[Principal, Security(principal, scopes=[Scope.GRANTS.value])]
+"""Grant decisions: request, accept, refuse, revoke (reading grants needs data:read)."""
 Verifier = Annotated[Principal, Security(principal, scopes=[Scope.VERIFY.value])]
 Admin = Annotated[Principal, Security(principal, scopes=[Scope.ADMIN.value])]

@@ -15,7 +15,12 @@ router = APIRouter(prefix="/v1/clients", tags=["clients"])
 class NewClient(BaseModel):
     name: str = Field(examples=["DSO data server"])
     username: str = Field(description="The user the client acts for", examples=["producer1"])
-    scopes: list[Scope] = Field(min_length=1, examples=[["data:ingest", "data:read"]])
+    scopes: list[Scope] = Field(
+        min_length=1,
+        examples=[["data:ingest", "data:read"]],
+        description="What its tokens may do, at most its user's role's scopes. None implies"
+        " another: deciding grants needs `grants:write`, reading data `data:read`.",
+    )
 
 
 class ClientOut(BaseModel):
@@ -57,7 +62,9 @@ def list_clients(ctx: Context, _: Admin) -> list[ClientOut]:
 
 @router.delete("/{client_id}", status_code=204, response_class=Response)
 def disable_client(client_id: str, ctx: Context, _: Admin) -> Response:
-    """Disable a client for good; its tokens stop working at once."""
-    if not ctx.store.disable_client(client_id):
-        raise HTTPException(404, f"no client {client_id!r}")
+    """Disable a client for good; its tokens are revoked at once."""
+    try:
+        ctx.clients.disable(client_id)
+    except LookupError:
+        raise HTTPException(404, f"no client {client_id!r}") from None
     return Response(status_code=204)

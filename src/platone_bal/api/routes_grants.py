@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platone_bal.api.audit import audit
-from platone_bal.api.deps import Context, Principal, Reader, RowId
+from platone_bal.api.deps import Context, GrantWriter, Principal, Reader, RowId
 from platone_bal.domain.decisions import typed_data
 from platone_bal.domain.grants import (
     Grant,
@@ -139,7 +139,7 @@ def _errors_as_http(error: Exception) -> HTTPException:
 
 
 @router.post("/grants", status_code=201, response_model=GrantOut, response_model_by_alias=True)
-def request_grant(body: GrantRequest, request: Request, ctx: Context, who: Reader) -> GrantOut:
+def request_grant(body: GrantRequest, request: Request, ctx: Context, who: GrantWriter) -> GrantOut:
     """A consumer asks a producer for (part of) its data."""
     try:
         grant = ctx.grants.request(
@@ -170,7 +170,7 @@ def accept_grant(
     grant_id: RowId,
     request: Request,
     ctx: Context,
-    who: Reader,
+    who: GrantWriter,
     narrowed: Annotated[
         ScopeFields | None, Body(description="Accept for less than asked (optional)")
     ] = None,
@@ -193,7 +193,7 @@ def refuse_grant(
     grant_id: RowId,
     request: Request,
     ctx: Context,
-    who: Reader,
+    who: GrantWriter,
     body: Decision | None = None,
 ) -> GrantOut:
     return _ended(ctx, request, who, body, lambda why: ctx.grants.refuse(grant_id, who.user, why))
@@ -204,7 +204,7 @@ def revoke_grant(
     grant_id: RowId,
     request: Request,
     ctx: Context,
-    who: Reader,
+    who: GrantWriter,
     body: Decision | None = None,
 ) -> GrantOut:
     """Either side ends an accepted grant; REST and MQTT access stop at once."""

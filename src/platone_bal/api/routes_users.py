@@ -69,7 +69,8 @@ def _missing(error: LookupError) -> HTTPException:
 
 @router.post("/{username}/disable", response_model=UserOut)
 def disable_user(username: str, ctx: Context, who: Admin) -> UserOut:
-    """Disable a user: its tokens, MQTT logins and platform clients stop at once."""
+    """Disable a user: its MQTT logins stop at once, and its tokens, dashboard sessions
+    and platform clients' tokens are revoked (enabling it again does not revive them)."""
     try:
         ctx.users.set_disabled(username, True, who.user)
     except InvalidUser as error:
@@ -90,7 +91,8 @@ def enable_user(username: str, ctx: Context, who: Admin) -> UserOut:
 
 @router.post("/{username}/password", status_code=204, response_class=Response)
 def reset_password(username: str, body: NewPassword, ctx: Context, _: Admin) -> Response:
-    """Set a new password for a user (admin)."""
+    """Set a new password for a user (admin); the user's tokens and dashboard sessions
+    are revoked."""
     try:
         ctx.users.reset_password(username, body.password)
     except InvalidUser as error:
@@ -117,11 +119,24 @@ def who_am_i(who: Signed) -> UserOut:
 
 @me.post("/password", status_code=204, response_class=Response)
 def change_own_password(body: PasswordChange, ctx: Context, who: Signed) -> Response:
-    """Change your own password; the current one is required."""
+    """Change your own password; the current one is required. Every token and dashboard
+    session of yours is revoked, this request's token too: sign in again."""
     if who.client_id is not None:
         raise HTTPException(403, "platform clients cannot change their user's password")
     try:
         ctx.users.change_password(who.user, body.current, body.new)
     except InvalidUser as error:
         raise HTTPException(422, str(error)) from None
+    return Response(status_code=204)
+
+
+@me.post("/logout", status_code=204, response_class=Response)
+def sign_out_everywhere(ctx: Context, who: Signed) -> Response:
+    """Sign out everywhere: every token and dashboard session of yours (this token
+    included) is revoked at once. A platform client's token revokes that client's
+    tokens only."""
+    if who.client_id is not None:
+        ctx.clients.revoke_tokens(who.client_id)
+    else:
+        ctx.users.end_sessions(who.user.username)
     return Response(status_code=204)

@@ -1,8 +1,10 @@
 """Bearer tokens: HS256 JWTs with expiry and scopes, signed with the node's secret.
 
-A token names the user, its scopes and, for client-credential tokens, the client. Role,
-status and the client's state are read from the store at every request, so disabling a
-user or a client takes effect at once (fail closed).
+A token names the user, its scopes, its token version and, for client-credential
+tokens, the client. Role, status, the client's state and the current token version are
+read from the store at every request, so disabling a user or a client takes effect at
+once, and raising the version (sign-out, password change or reset, disabling) revokes
+every token issued before (fail closed). A token without a version is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class TokenClaims:
     subject: str
     scopes: frozenset[Scope]
     client_id: str | None
+    version: int
+    """The user's token version at issue (the client's, for a client's token)."""
 
 
 class TokenSigner:
@@ -30,7 +34,15 @@ class TokenSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, username: str, scopes: frozenset[Scope], client_id: str | None = None) -> str:
+    def issue(
+        self,
+        username: str,
+        scopes: frozenset[Scope],
+        client_id: str | None = None,
+        version: int = 0,
+    ) -> str:
+        """A signed token; `version` is the token version of its user (of its client for
+        a client's token) now, so raising that version later revokes it."""
         issued = int(time.time())
         claims: dict[str, object] = {
             "iss": ISSUER,
@@ -39,6 +51,7 @@ class TokenSigner:
             "exp": issued + self.ttl_seconds,
             "jti": secrets.token_hex(8),
             "scope": " ".join(sorted(scopes)),
+            "ver": version,
         }
         if client_id is not None:
             claims["client_id"] = client_id
@@ -52,12 +65,15 @@ class TokenSigner:
                 self._key,
                 algorithms=["HS256"],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "scope"]},
+                options={"require": ["exp", "iat", "sub", "iss", "scope", "ver"]},
             )
         except jwt.PyJWTError:
             return None
         subject, scope, client_id = claims.get("sub"), claims.get("scope"), claims.get("client_id")
+        version = claims.get("ver")
         if not isinstance(subject, str) or not isinstance(scope, str):
+            return None
+        if not isinstance(version, int) or isinstance(version, bool):
             return None
         if client_id is not None and not isinstance(client_id, str):
             return None
@@ -65,4 +81,4 @@ class TokenSigner:
             scopes = frozenset(Scope(name) for name in scope.split())
         except ValueError:
             return None
-        return TokenClaims(subject, scopes, client_id)
+        return TokenClaims(subject, scopes, client_id, version)

@@ -5,16 +5,18 @@ external broker (Mosquitto's Dynamic Security) holds its own copy of the rules; 
 module computes what that copy must be at a moment `now`, from the same users,
 devices and grants, so both brokers enforce one policy:
 
-- the BAL's service account publishes `certified/#` and reads `platone/#`;
+- the BAL's service account publishes `certified/#` and `granted/#` and reads
+  `platone/#`;
 - an admin may subscribe to and receive everything;
 - a producer NAME publishes under `platone/NAME` and reads its own `platone/NAME`
   and `certified/NAME` trees;
 - a device login NAME/DEVICE publishes only under `platone/NAME/DEVICE`;
-- a consumer holds one role per grant that is active now (accepted, unexpired, its
-  data window open): it may subscribe anywhere under `certified/PRODUCER` and
-  receives only the topics of the grant's devices and measurands. Receiving is
-  checked per message, so a subscription kept in a persistent session gets nothing
-  once the role is gone.
+- a consumer holds one role per grant that is active now (accepted, unexpired): it may
+  subscribe to and receive `granted/ID/#`, where the node delivers exactly the readings
+  the grant covers (devices, measurands and the window of measurement time, decided per
+  reading by the node, as REST decides them; topic rules cannot state a time window).
+  Receiving is checked per message, so a subscription kept in a persistent session gets
+  nothing once the role is gone.
 
 Everything else is denied.
 """
@@ -22,13 +24,13 @@ Everything else is denied.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from platone_bal.domain.devices import Device, device_login
-from platone_bal.domain.grants import Grant, Slice
-from platone_bal.domain.users import EGRESS_ROOT, INGRESS_ROOT, Role, User, topic_level
+from platone_bal.domain.grants import Grant
+from platone_bal.domain.users import EGRESS_ROOT, GRANTED_ROOT, INGRESS_ROOT, Role, User
 
 
 class Action(StrEnum):
@@ -58,6 +60,8 @@ class Account:
 class BrokerPolicy:
     accounts: Mapping[str, Account]
     roles: Mapping[str, frozenset[TopicRule]]
+    grant_producers: Mapping[str, str] = field(default_factory=dict)
+    """Grant role -> the producer whose data it opens (for the access log)."""
 
 
 SERVICE_ROLE = "bal:service"
@@ -66,6 +70,7 @@ ADMIN_ROLE = "bal:admin"
 SERVICE_RULES = frozenset(
     {
         TopicRule(Action.PUBLISH, f"{EGRESS_ROOT}/#"),
+        TopicRule(Action.PUBLISH, f"{GRANTED_ROOT}/#"),
         TopicRule(Action.SUBSCRIBE, f"{INGRESS_ROOT}/#"),
         TopicRule(Action.RECEIVE, f"{INGRESS_ROOT}/#"),
     }
@@ -88,25 +93,6 @@ def _reading(*filters: str) -> set[TopicRule]:
     return {TopicRule(a, f) for f in filters for a in (Action.SUBSCRIBE, Action.RECEIVE)}
 
 
-def slice_topics(scope: Slice) -> list[str]:
-    """The certified topics a grant's slice covers, as few filters as the slice allows."""
-    base = f"{EGRESS_ROOT}/{scope.producer}"
-    devices = sorted({topic_level(d) for d in scope.devices}) if scope.devices else None
-    measurands = sorted({topic_level(m) for m in scope.measurands}) if scope.measurands else None
-    if devices is None and measurands is None:
-        return [f"{base}/#"]
-    if measurands is None:
-        return [f"{base}/{d}/#" for d in devices or ()]
-    return [f"{base}/{d}/{m}" for d in devices or ["+"] for m in measurands]
-
-
-def _window_open(scope: Slice, now: datetime) -> bool:
-    """Live data is measured about when it is sent: the window is judged by the clock."""
-    return (scope.since is None or now >= scope.since) and (
-        scope.until is None or now < scope.until
-    )
-
-
 def broker_policy(
     users: Iterable[User], devices: Iterable[Device], grants: Iterable[Grant], now: datetime
 ) -> BrokerPolicy:
@@ -116,6 +102,7 @@ def broker_policy(
         ADMIN_ROLE: frozenset(_reading("#")),
     }
     held: dict[str, set[str]] = {}
+    grant_producers: dict[str, str] = {}
     disabled: dict[str, bool] = {}
     producers: set[str] = set()
     for user in users:
@@ -141,14 +128,11 @@ def broker_policy(
     for grant in grants:
         if grant.consumer not in held or not grant.active(now):
             continue
-        if not _window_open(grant.scope, now):
-            continue
         role = grant_role(grant.id)
-        receive = {TopicRule(Action.RECEIVE, f) for f in slice_topics(grant.scope)}
-        subscribe = TopicRule(Action.SUBSCRIBE, f"{EGRESS_ROOT}/{grant.producer}/#")
-        roles[role] = frozenset(receive | {subscribe})
+        roles[role] = frozenset(_reading(f"{GRANTED_ROOT}/{grant.id}/#"))
+        grant_producers[role] = grant.producer
         held[grant.consumer].add(role)
     accounts = {
         name: Account(name, frozenset(names), disabled[name]) for name, names in held.items()
     }
-    return BrokerPolicy(accounts, roles)
+    return BrokerPolicy(accounts, roles, grant_producers)

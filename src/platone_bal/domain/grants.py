@@ -16,8 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from platone_bal.domain.users import EGRESS_ROOT, topic_level
-
 
 class GrantStatus(StrEnum):
     REQUESTED = "requested"
@@ -58,17 +56,6 @@ class Slice:
             and (self.measurands is None or measurand in self.measurands)
             and (self.since is None or time >= self.since)
             and (self.until is None or time < self.until)
-        )
-
-    def allows_levels(self, device: str, measurand: str, now: datetime) -> bool:
-        """Whether a live message on certified/NAME/DEVICE/MEASURAND may go out: devices
-        and measurands as topic levels; the measurement window judged by the clock, as
-        for live data measurement time and delivery time agree."""
-        return (
-            (self.devices is None or device in {topic_level(d) for d in self.devices})
-            and (self.measurands is None or measurand in {topic_level(m) for m in self.measurands})
-            and (self.since is None or now >= self.since)
-            and (self.until is None or now < self.until)
         )
 
     def narrowed(
@@ -189,25 +176,6 @@ class Access:
         if self.slices is None:
             return True
         return any(s.covers(producer, device, measurand, time) for s in self.slices)
-
-    def may_subscribe(self, topic_filter: str) -> bool:
-        """certified/NAME or anything below it, for a NAME whose data may be read."""
-        levels = topic_filter.split("/")
-        if len(levels) < 2 or levels[0] != EGRESS_ROOT or levels[1] in ("", "+", "#"):
-            return False
-        return self.slices is None or any(s.producer == levels[1] for s in self.slices)
-
-    def may_receive(self, topic: str, now: datetime) -> bool:
-        """A message on certified/NAME/DEVICE/MEASURAND, as the grants stand at `now`."""
-        levels = topic.split("/")
-        if len(levels) != 4 or levels[0] != EGRESS_ROOT:
-            return False
-        if self.slices is None:
-            return True
-        _, producer, device, measurand = levels
-        return any(
-            s.producer == producer and s.allows_levels(device, measurand, now) for s in self.slices
-        )
 
     def of_producer(self, producer: str | None) -> tuple[Slice, ...] | None:
         """The slices a query restricted to `producer` (None: any) may return."""

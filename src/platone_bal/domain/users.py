@@ -12,6 +12,7 @@ from enum import StrEnum
 
 INGRESS_ROOT = "platone"
 EGRESS_ROOT = "certified"
+GRANTED_ROOT = "granted"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -26,16 +27,20 @@ class Scope(StrEnum):
 
     READ = "data:read"
     INGEST = "data:ingest"
+    GRANTS = "grants:write"
+    """Request, accept, refuse and revoke grants: deciding who reads whose data is not
+    reading, so a platform registered to read cannot give access away."""
     VERIFY = "verify"
     ADMIN = "admin"
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.ADMIN: frozenset(Scope),
-    Role.PRODUCER: frozenset({Scope.READ, Scope.INGEST, Scope.VERIFY}),
-    Role.CONSUMER: frozenset({Scope.READ, Scope.VERIFY}),
+    Role.PRODUCER: frozenset({Scope.READ, Scope.INGEST, Scope.GRANTS, Scope.VERIFY}),
+    Role.CONSUMER: frozenset({Scope.READ, Scope.GRANTS, Scope.VERIFY}),
 }
-"""The most a role's tokens can carry; what data a scope reaches depends on the user."""
+"""The most a role's tokens can carry; what data a scope reaches depends on the user.
+No scope implies another: a client gets exactly those it was registered with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,9 @@ class User:
     password_hash: str
     wallet: str
     disabled: bool = False
+    token_version: int = 0
+    """Carried in every token and dashboard session of the user; raising it (sign-out,
+    password change or reset, disabling) ends them all at once."""
 
     @property
     def topic(self) -> str | None:
@@ -68,6 +76,9 @@ class Client:
     scopes: frozenset[Scope]
     secret_hash: str
     disabled: bool = False
+    token_version: int = 0
+    """Carried in the client's tokens; raising it (disabling the client or its user)
+    ends them all at once."""
 
 
 def valid_username(name: str) -> bool:
@@ -79,16 +90,28 @@ def producer_topic(name: str) -> str:
     return f"{INGRESS_ROOT}/{name}"
 
 
+_TOPIC_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "+": "%2B", "#": "%23", "\0": "%00"})
+
+
 def topic_level(name: str) -> str:
-    """A device id or measurand as one MQTT topic level: characters MQTT reserves in
-    topic names ('/', '+', '#', NUL) become '_'."""
-    return "".join("_" if c in "/+#\0" else c for c in name) or "_"
+    """A device id or measurand as one MQTT topic level, one to one: '%' and what MQTT
+    reserves in topic names ('/', '+', '#', NUL) are percent-encoded. (Mapping them all
+    to '_' let a grant for device `m_1` receive `m/1`, `m+1` and `m#1` too.)"""
+    return name.translate(_TOPIC_ESCAPES)
 
 
 def certified_topic(producer: str, device: str, measurand: str) -> str:
-    """Where a certified reading is republished: certified/NAME/DEVICE/MEASURAND, so a
-    broker's topic rules can confine a grant to devices and measurands."""
+    """Where a certified reading is republished for its producer and admins:
+    certified/NAME/DEVICE/MEASURAND."""
     return f"{EGRESS_ROOT}/{producer}/{topic_level(device)}/{topic_level(measurand)}"
+
+
+def granted_topic(grant_id: int, producer: str, device: str, measurand: str) -> str:
+    """Where a certified reading is delivered to the consumer of one grant that covers it:
+    granted/ID/NAME/DEVICE/MEASURAND. The node decides per reading what a grant covers
+    (devices, measurands, measurement-time window: exactly what REST shows), and the
+    broker lets a consumer read `granted/ID/#` only while grant ID is active."""
+    return f"{GRANTED_ROOT}/{grant_id}/{producer}/{topic_level(device)}/{topic_level(measurand)}"
 
 
 def topic_producer(topic: str) -> str | None:

@@ -166,5 +166,5 @@ class BrokerSync(PeriodicWorker):
                     continue
                 rules = policy.roles[role]
                 topics = sorted(r.topic_filter for r in rules if r.action is Action.RECEIVE)
-                producers = {r.topic_filter.split("/")[1] for r in rules}
+                producers = {policy.grant_producers[role]}
                 self.audit.record(name, "mqtt", action, producers, " ".join(topics), 0)

@@ -1,7 +1,10 @@
 """Platform clients: registered by an admin, authenticated with client credentials.
 
 The secret is shown once at registration and kept only as an argon2 hash, like a
-password. A client acts for one user and never with more scopes than that user's role.
+password. A client acts for one user and never with more scopes than that user's role,
+and with exactly the scopes it was registered with: `data:read` does not let it decide
+grants (`grants:write`). Its tokens carry its token version: disabling the client (or
+its user) revokes them all.
 """
 
 from __future__ import annotations
@@ -45,6 +48,20 @@ class ClientService:
         )
         self.store.add_client(client)
         return client, secret
+
+    def disable(self, client_id: str) -> None:
+        """Disable a client for good and revoke its tokens (LookupError: no such client).
+        The version is raised as well as the flag, so no later change of the flag could
+        bring an old token back."""
+        if not self.store.disable_client(client_id):
+            raise LookupError(f"no client {client_id!r}")
+        self.revoke_tokens(client_id)
+
+    def revoke_tokens(self, client_id: str) -> None:
+        """End every token the client holds; it may ask for new ones (e.g. a platform
+        that believes a token leaked). LookupError: no such client."""
+        if not self.store.revoke_client_tokens(client_id):
+            raise LookupError(f"no client {client_id!r}")
 
     def authenticate(self, client_id: str, secret: str) -> Client | None:
         """The enabled client with these credentials, or None (never says which part)."""

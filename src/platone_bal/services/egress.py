@@ -1,7 +1,12 @@
-"""Egress: every certified reading republished on certified/NAME/DEVICE/MEASURAND (QoS 1).
+"""Egress: every certified reading republished on certified/NAME/DEVICE/MEASURAND for
+its producer and admins, and on granted/ID/NAME/DEVICE/MEASURAND for each active grant
+that covers it (QoS 1).
 
 Subscribers get harmonised data the moment a signed checkpoint covers it, without
-polling (the field trials' "data directly on the broker"). Each message carries the
+polling (the field trials' "data directly on the broker"). What a grant covers is
+decided here per reading, with the same `Slice.covers` as REST (devices, measurands,
+measurement time), so MQTT delivers exactly what REST would show; the broker only has
+to keep each consumer to the `granted/ID/#` of its active grants. Each message carries the
 certified leaf as hashed, its index, and the checkpoint size covering it, so a
 subscriber can fetch the proof and check it. Delivery is at least once: the position
 is stored only after the broker took a page, so a crash repeats at most one page and
@@ -11,10 +16,15 @@ subscribers deduplicate on (log, index).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from platone_bal import metrics
-from platone_bal.domain.users import certified_topic
-from platone_bal.ports import CertifiedSink, Store
+from platone_bal.domain.grants import Grant
+from platone_bal.domain.readings import parse_time
+from platone_bal.domain.users import certified_topic, granted_topic
+from platone_bal.ports import CertifiedSink, Store, StoredReading
 from platone_bal.services.periodic import PeriodicWorker
 
 PAGE = 1000
@@ -40,12 +50,19 @@ class Egress(PeriodicWorker):
     name = "bal-egress"
 
     def __init__(
-        self, store: Store, sink: CertifiedSink, *, log_id: str, interval: float = 0.2
+        self,
+        store: Store,
+        sink: CertifiedSink,
+        *,
+        log_id: str,
+        interval: float = 0.2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(interval, _BACKOFF_MAX)
         self.store = store
         self.sink = sink
         self.log_id = log_id
+        self.clock = clock
 
     def publish_pending(self) -> int:
         """Publish what the newest checkpoint covers and was not published; returns how many."""
@@ -59,13 +76,11 @@ class Egress(PeriodicWorker):
             count = min(PAGE, size - position)
             readings = self.store.readings_in_log(self.log_id, position, count)
             leaves = dict(self.store.leaves(self.log_id, position, count))
-            messages = [
-                (
-                    certified_topic(reading.producer, reading.device, reading.measurand),
-                    certified_message(self.log_id, reading.index, size, leaves[reading.index]),
-                )
-                for reading in readings
-            ]
+            grants = self._active_grants()
+            messages: list[tuple[str, bytes]] = []
+            for reading in readings:
+                body = certified_message(self.log_id, reading.index, size, leaves[reading.index])
+                messages += [(topic, body) for topic in _topics(reading, grants)]
             self.sink.publish(messages)
             position += len(readings)
             self.store.set_egress_position(self.log_id, position)
@@ -75,3 +90,26 @@ class Egress(PeriodicWorker):
 
     def step(self) -> int:
         return self.publish_pending()
+
+    def _active_grants(self) -> dict[str, list[Grant]]:
+        """Accepted, unexpired grants by producer, as they stand now."""
+        now = self.clock()
+        by_producer: dict[str, list[Grant]] = defaultdict(list)
+        for grant in self.store.accepted_grants():
+            if grant.active(now):
+                by_producer[grant.producer].append(grant)
+        return by_producer
+
+
+def _topics(reading: StoredReading, grants: dict[str, list[Grant]]) -> list[str]:
+    """The producer's topic, then one per active grant that covers the reading."""
+    topics = [certified_topic(reading.producer, reading.device, reading.measurand)]
+    covering: Sequence[Grant] = grants.get(reading.producer, ())
+    if covering:
+        time = parse_time(reading.time)
+        topics += [
+            granted_topic(grant.id, reading.producer, reading.device, reading.measurand)
+            for grant in covering
+            if grant.scope.covers(reading.producer, reading.device, reading.measurand, time)
+        ]
+    return topics

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from platone_bal import __version__
 from platone_bal.api.access import access_of, may_read
 from platone_bal.api.context import ApiContext
+from platone_bal.api.deps import source_address
 from platone_bal.codecs import json_depth
 from platone_bal.domain.devices import DeviceKind
 from platone_bal.domain.grants import Grant, GrantError, GrantStatus, Slice
@@ -39,7 +40,7 @@ from platone_bal.ports import RejectionQuery, StoredReading, UserExists
 from platone_bal.services.certification import NotYetCertified, proof_bundle
 from platone_bal.services.devices import InvalidDevice
 from platone_bal.services.grants import GrantNotFound
-from platone_bal.services.users import InvalidUser
+from platone_bal.services.users import InvalidUser, SignInThrottled
 from platone_bal.web.session import (
     api_token,
     check_csrf,
@@ -142,7 +143,17 @@ def login(
     password: Annotated[str, Form()],
 ) -> Response:
     check_csrf(request, csrf)
-    user = ctx.users.authenticate(username, password)
+    try:
+        user = ctx.users.sign_in(username, password, source_address(request))
+    except SignInThrottled as refusal:
+        # 429 like the token endpoint; the same words whether the account exists or not.
+        seconds = refusal.seconds
+        wait = f"{seconds} second" + ("" if seconds == 1 else "s")
+        error = f"Too many failed sign-ins. Try again in {wait}."
+        answer = page(request, ctx, None, "login.html", error=error, username=username)
+        answer.status_code = 429
+        answer.headers["Retry-After"] = str(seconds)
+        return answer
     if user is None:
         # The form again, with the error (200: 401 would need a WWW-Authenticate
         # challenge, which a form login does not have).
@@ -159,9 +170,11 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Csrf) -> Response:
+def logout(request: Request, ctx: Context, csrf: Csrf) -> Response:
+    """Sign out everywhere: this cookie, any copy of it and the user's bearer tokens
+    (the page's included) stop working."""
     check_csrf(request, csrf)
-    sign_out(request)
+    sign_out(request, ctx)
     return back("/login", notice="You are signed out.")
 
 
