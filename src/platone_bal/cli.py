@@ -216,7 +216,8 @@ def audit(
     ] = None,
 ) -> None:
     """Recompute every stored reading's leaf (or, with --log bal-audit, every access
-    record), the tree, all checkpoints and the anchors.
+    record), the tree and every stored node, all checkpoints, the messages' payloads,
+    and hold the log and its anchors against the chain.
 
     Exits non-zero and names the first bad index and what differs.
     """
@@ -240,9 +241,10 @@ def audit(
         closer()
         store.close()
     records = "entries" if log == AUDIT_LOG else "readings"
+    payloads = "" if log == AUDIT_LOG else f", {report.messages} message payloads rechecked"
     console.print(
         f"{log}: {report.readings} {records}, {report.checkpoints} checkpoints, "
-        f"{report.anchors} anchors checked"
+        f"{report.anchors} anchors checked{payloads}"
     )
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")

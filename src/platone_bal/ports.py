@@ -315,6 +315,42 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    # `bal audit` reads rows exactly as stored (values of any SQL type, never parsed), so
+    # that a tampered or malformed row becomes a finding that names it, not a crash.
+
+    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
+        """Records of `log` (readings, or bal-audit's entries) from index `start` on, in
+        index order, each with its leaf and the columns stored beside it."""
+        ...
+
+    def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
+        """(index, hash) of the stored Merkle nodes of `level` with start <= index < stop."""
+        ...
+
+    def raw_checkpoints(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[object, object, object, object, object]]:
+        """(size, root, time, signature, signer) of checkpoints with size > `after`,
+        smallest first."""
+        ...
+
+    def raw_anchors(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[int, object, object, object, object, object, object, object]]:
+        """(row id, size, root, chain id, contract, tx, block, time) of the log's anchors
+        with row id > `after`, oldest first."""
+        ...
+
+    def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
+        """(id, digest, size, payload) of every stored message with id > `after`, in any
+        outcome, by id."""
+        ...
+
+    def message_reading_index(self, log: str, message_id: int) -> int | None:
+        """The smallest index in `log` of a reading of that message (None: it has none);
+        read only to name a finding, so it may scan."""
+        ...
+
 
 class BrokerJournal(Protocol):
     """What the broker wrote down before it acknowledged each publish, in segments; a
@@ -357,3 +393,22 @@ class AnchorChain(Protocol):
     def anchored_events(self, log: str, from_block: int | None = None) -> list[Anchor]:
         """The chain's own record of the log's anchors (`Anchored` events), oldest first."""
         ...
+
+    def transaction_anchors(self, log: str, tx: str) -> list[Anchor] | None:
+        """The anchors of `log` that transaction `tx` made, as its receipt shows them
+        (`Anchored` events emitted by the registry, the block it was mined in); None
+        when the chain has no such mined transaction."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record of a log as stored, for `bal audit`: nothing is converted, so a value
+    of the wrong type is reported with its index instead of crashing the audit."""
+
+    index: object
+    leaf: object
+    """The leaf bytes as hashed (a BLOB, unless someone changed its type)."""
+    columns: dict[str, object]
+    """What is stored beside the leaf: a reading's fields and its message's digest,
+    id, size and stored payload length; an access entry's time, who, action, producers."""

@@ -20,9 +20,12 @@ from typing import Any, ClassVar
 
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from platone_bal.adapters.contracts import CONTRACT_NAMES, artifacts
@@ -232,6 +235,33 @@ class Web3Chain:
             ]
         except Exception as error:
             raise ChainError(f"reading Anchored events failed: {error}") from error
+
+    def transaction_anchors(self, log: str, tx: str) -> list[Anchor] | None:
+        """The anchors of `log` that transaction `tx` made, read from its receipt: only
+        `Anchored` events the registry itself emitted count (any contract can emit an
+        event of that shape). None when the chain has no such mined transaction."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexStr(tx))
+        except TransactionNotFound:
+            return None
+        except Exception as error:
+            raise ChainError(f"reading transaction {tx} failed: {error}") from error
+        wanted = log_key(log)
+        registry = self.registry_address.lower()
+        return [
+            Anchor(
+                log,
+                int(event["args"]["size"]),
+                bytes(event["args"]["root"]),
+                self.chain_id,
+                self.registry_address,
+                "0x" + bytes(receipt["transactionHash"]).hex(),
+                int(receipt["blockNumber"]),
+                _block_time(int(event["args"]["timestamp"])),
+            )
+            for event in self.registry.events.Anchored().process_receipt(receipt, errors=DISCARD)
+            if str(event["address"]).lower() == registry and bytes(event["args"]["logId"]) == wanted
+        ]
 
     def _anchor_from(self, log: str, size: int, root: bytes, located: Mapping[str, Any]) -> Anchor:
         """An Anchor placed by a receipt or a log entry (both name the tx and its block)."""
