@@ -479,6 +479,29 @@ def test_mosquitto_killed_under_load_is_restarted_and_loses_nothing(
     assert_certified(node, [tally], tmp_path)
 
 
+def publish_to_a_stalled_node_then_kill_mosquitto(
+    node: BalProcess, publisher: Publisher, count: int, observe: Callable[[], object]
+) -> object:
+    """SIGSTOP the node (it reads and acknowledges nothing), publish `count` messages
+    until all are PUBACKed, SIGKILL its Mosquitto, let the node go on; returns once a new
+    Mosquitto runs, with what `observe` saw just before the kill."""
+    assert node.pid is not None
+    os.kill(node.pid, signal.SIGSTOP)
+    try:
+        publisher.publish(count)
+        publisher.wait_all_acked(60)
+        publisher.disconnect()
+        observed = observe()
+        mosquitto = node.mosquitto_pid()
+        assert mosquitto is not None
+        os.kill(mosquitto, signal.SIGKILL)
+        wait_until(lambda: not process_alive(mosquitto), 10, "Mosquitto to die", 0.02)
+    finally:
+        os.kill(node.pid, signal.SIGCONT)
+    wait_until(lambda: node.mosquitto_pid() not in (None, mosquitto), 15, "Mosquitto back")
+    return observed
+
+
 @pytest.mark.timeout(300)
 def test_mosquitto_killed_while_the_node_lags_loses_nothing(
     new_node: Callable[..., BalProcess], tmp_path: Path
@@ -490,23 +513,12 @@ def test_mosquitto_killed_while_the_node_lags_loses_nothing(
     saved. With a window of 10,000 this lost 463 of 500."""
     node = new_node().start()
     node.add_producer("stalled")
-    assert node.pid is not None
     database = node.mosquitto_dir / "mosquitto.db"
     saved_before = database.stat().st_mtime_ns if database.exists() else None
     publisher = Publisher(node.mqtt_port, "stalled", "s7b-stall").open()
-    os.kill(node.pid, signal.SIGSTOP)
-    try:
-        publisher.publish(500)
-        publisher.wait_all_acked(60)
-        publisher.disconnect()
-        saved_after = database.stat().st_mtime_ns if database.exists() else None
-        mosquitto = node.mosquitto_pid()
-        assert mosquitto is not None
-        os.kill(mosquitto, signal.SIGKILL)
-        wait_until(lambda: not process_alive(mosquitto), 10, "Mosquitto to die", 0.02)
-    finally:
-        os.kill(node.pid, signal.SIGCONT)
-    wait_until(lambda: node.mosquitto_pid() not in (None, mosquitto), 15, "Mosquitto back")
+    saved_after = publish_to_a_stalled_node_then_kill_mosquitto(
+        node, publisher, 500, lambda: database.stat().st_mtime_ns if database.exists() else None
+    )
     tally = publisher.tally()
     report(
         f"7b: 500 PUBACKed while the node was stopped; mosquitto.db rewritten meanwhile: "
@@ -527,20 +539,8 @@ def test_mosquitto_killed_before_it_ever_saved_loses_nothing_thanks_to_its_journ
     the journal this loses 400 or more of 500."""
     node = new_node(BAL_MOSQUITTO_AUTOSAVE="1000000000").start()
     node.add_producer("unsaved")
-    assert node.pid is not None
     publisher = Publisher(node.mqtt_port, "unsaved", "s7c-unsaved").open()
-    os.kill(node.pid, signal.SIGSTOP)
-    try:
-        publisher.publish(500)
-        publisher.wait_all_acked(60)
-        publisher.disconnect()
-        mosquitto = node.mosquitto_pid()
-        assert mosquitto is not None
-        os.kill(mosquitto, signal.SIGKILL)
-        wait_until(lambda: not process_alive(mosquitto), 10, "Mosquitto to die", 0.02)
-    finally:
-        os.kill(node.pid, signal.SIGCONT)
-    wait_until(lambda: node.mosquitto_pid() not in (None, mosquitto), 15, "Mosquitto back")
+    publish_to_a_stalled_node_then_kill_mosquitto(node, publisher, 500, lambda: None)
     tally = publisher.tally()
     assert len(tally.acked) == 500
     assert_stored_once(node, [tally], "7c Mosquitto kill -9, never saved, node stalled")
