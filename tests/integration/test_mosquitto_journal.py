@@ -18,11 +18,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from platone_bal.adapters.mosquitto_journal import (
+from platone_bal.adapters.mosquitto_plugins import build_plugin
+from platone_bal.adapters.mosquitto_plugins.journal import (
     CLOSED,
     OPEN,
     MosquittoJournal,
-    build_plugin,
     read_segment,
 )
 from tests.conftest import free_port, require_binary
@@ -42,7 +42,7 @@ class Broker:
 @pytest.fixture
 def start_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     mosquitto = require_binary("mosquitto")
-    plugin = build_plugin(tmp_path)
+    plugin = build_plugin("bal_journal", tmp_path)
     started: list[Broker] = []
 
     def start(segment_bytes: int = 64 * 1024 * 1024) -> Broker:

@@ -68,12 +68,15 @@ def test_the_nodes_mosquitto_is_saved_after_every_change_and_denies_anonymous(
     assert found["use_username_as_clientid"] == ["true"]  # a session is its login's
 
 
-def test_the_journal_plugin_records_ingest_publishes_in_the_brokers_directory(
+def test_the_plugins_throttle_logins_first_and_journal_ingest_in_the_brokers_directory(
     tmp_path: Path,
 ) -> None:
     journal = Path("/cache/bal_journal-0123.so")
-    found = options(render_config(config(tmp_path), Path("/plugin.so"), "root", journal))
-    assert found["plugin"] == ["/plugin.so", str(journal)]
+    throttle = Path("/cache/bal_throttle-4567.so")
+    found = options(render_config(config(tmp_path), Path("/plugin.so"), "root", journal, throttle))
+    # the throttle's login check runs before Dynamic Security's (callbacks run in order)
+    assert found["plugin"] == [str(throttle), "/plugin.so", str(journal)]
+    assert found["plugin_opt_exempt"] == ["bal-service"]
     directory = config(tmp_path).directory.resolve()
     # plugin_opt_* lines belong to the plugin line above them: the journal's come last
     assert found["plugin_opt_dir"] == [f"{directory}/journal"]
@@ -119,7 +122,10 @@ def test_compose_gives_every_service_time_to_save_on_stop() -> None:
 
 
 def test_the_image_has_mosquitto_for_the_default_broker() -> None:
-    assert "mosquitto" in (ROOT / "deploy" / "Dockerfile").read_text().split("apt-get install")[1]
+    installed = (ROOT / "deploy" / "Dockerfile").read_text().split("apt-get install")[1].split()
+    # the broker, and what the node needs to build its plugins at its first start
+    for package in ("mosquitto", "mosquitto-dev", "libmosquitto-dev", "gcc", "libc6-dev"):
+        assert package in installed, package
 
 
 def test_a_start_removes_the_socket_dir_a_killed_node_left(

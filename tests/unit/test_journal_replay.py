@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from platone_bal.adapters.mosquitto_journal import (
-    HEADER,
-    MAGIC,
-    JournalPluginError,
-    build_plugin,
-    read_segment,
-)
+from platone_bal.adapters.mosquitto_plugins import PluginBuildError, build_plugin
+from platone_bal.adapters.mosquitto_plugins.journal import HEADER, MAGIC, read_segment
 from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.domain.leaf import message_digest
 from platone_bal.domain.messages import Channel, JournalRecord
@@ -122,6 +117,6 @@ def test_a_segment_is_kept_until_ingest_has_committed_its_records(
 
 
 def test_the_plugin_build_says_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(JournalPluginError, match="mosquitto-dev"):
-        build_plugin(tmp_path, compiler="false")
+    with pytest.raises(PluginBuildError, match="mosquitto-dev"):
+        build_plugin("bal_journal", tmp_path, compiler="false")
     assert list(tmp_path.iterdir()) == []

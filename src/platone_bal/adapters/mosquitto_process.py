@@ -23,8 +23,12 @@ which no login can be) are out of reach. One session per login: a second connect
 with the same login takes the session over from the first.
 
 Mosquitto 2.0 sends a PUBACK before the message reaches its disk, so the journal
-plugin (`mosquitto_journal`) writes each publish on `platone/...` to a journal first;
+plugin (`mosquitto_plugins/bal_journal.c`) writes each publish on `platone/...` to a
+journal first;
 the node replays from it what a Mosquitto crash lost (services.journal_replay).
+
+Failed logins slow down per username and per address (`bal_throttle.c`, loaded before
+Dynamic Security), as HTTP sign-ins do.
 
 A supervisor thread restarts Mosquitto if it dies. The child gets SIGTERM when the node
 dies, even by kill -9 (Linux parent-death signal), so it saves its state and frees the
@@ -54,11 +58,8 @@ from pathlib import Path
 
 from platone_bal import metrics
 from platone_bal.adapters.dynsec import ACL_TYPE
-from platone_bal.adapters.mosquitto_journal import (
-    JournalPluginError,
-    MosquittoJournal,
-    build_plugin,
-)
+from platone_bal.adapters.mosquitto_plugins import PluginBuildError, build_plugin
+from platone_bal.adapters.mosquitto_plugins.journal import MosquittoJournal
 from platone_bal.domain.broker_policy import SERVICE_ROLE, SERVICE_RULES
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,11 @@ def initial_dynsec_state(service_password: str) -> dict[str, object]:
 
 
 def render_config(
-    config: MosquittoConfig, plugin: Path, user: str, journal_plugin: Path | None = None
+    config: MosquittoConfig,
+    plugin: Path,
+    user: str,
+    journal_plugin: Path | None = None,
+    throttle_plugin: Path | None = None,
 ) -> str:
     """mosquitto.conf for the node's broker; rewritten at every start from settings."""
     directory = config.directory.resolve()
@@ -182,6 +187,14 @@ def render_config(
         f"user {user}",
         "per_listener_settings false",
         "allow_anonymous false",
+    ]
+    if throttle_plugin is not None:
+        lines += [
+            "# Failed logins slow down (before Dynamic Security looks at a password)",
+            f"plugin {throttle_plugin.resolve()}",
+            f"plugin_opt_exempt {SERVICE_USERNAME}",
+        ]
+    lines += [
         f"plugin {plugin}",
         f"plugin_opt_config_file {directory}/dynamic-security.json",
     ]
@@ -264,17 +277,18 @@ class ManagedMosquitto:
         stat = private.stat()
         if stat.st_uid != os.geteuid() or stat.st_mode & 0o077:
             raise MosquittoUnavailable(f"{private} is not a private directory of this user")
-        journal_plugin = None
-        if self.journal is not None:
-            try:
-                journal_plugin = build_plugin(self.directory)
-            except JournalPluginError as error:
-                raise MosquittoUnavailable(
-                    f"{error}\n(or run without the journal: BAL_MOSQUITTO_JOURNAL=false)"
-                ) from error
-            self.journal.prepare()
+        try:
+            throttle_plugin = build_plugin("bal_throttle", self.directory)
+            journal_plugin = None
+            if self.journal is not None:
+                journal_plugin = build_plugin("bal_journal", self.directory)
+                self.journal.prepare()
+        except PluginBuildError as error:
+            raise MosquittoUnavailable(str(error)) from error
         conf = self.directory / "mosquitto.conf"
-        conf.write_text(render_config(self.config, find_plugin(), user, journal_plugin))
+        conf.write_text(
+            render_config(self.config, find_plugin(), user, journal_plugin, throttle_plugin)
+        )
         conf.chmod(0o600)
         state = self.directory / "dynamic-security.json"
         if not state.exists():

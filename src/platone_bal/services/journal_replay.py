@@ -1,7 +1,7 @@
 """Ingest what the broker acknowledged but did not deliver: its journal, replayed.
 
 The node's own Mosquitto writes each publish on `platone/...` to a journal before it
-acknowledges it (adapters.mosquitto_journal). Mosquitto itself keeps its queue on disk
+acknowledges it (adapters/mosquitto_plugins). Mosquitto itself keeps its queue on disk
 only at its next save, so a Mosquitto crash can lose acknowledged messages; the
 journal has them. Every few seconds this worker goes through the segments the broker
 closed (full ones, and those of a Mosquitto that stopped or died), ingests each record

@@ -1,25 +1,16 @@
-"""The node's own Mosquitto writes every ingest publish to a journal before it
-acknowledges it (the `bal_journal` plugin, `bal_journal.c`); this side builds the
-plugin and reads the journal's segments.
+"""The journal the `bal_journal` plugin (`bal_journal.c`) writes: every ingest publish,
+recorded before Mosquitto acknowledges it; this side reads its segments.
 
 Why a journal: Mosquitto 2.0 acknowledges a QoS 1 publish before its state reaches
 disk, so a Mosquitto crash can lose messages whose senders already got their PUBACK.
 The plugin records each one first; the node ingests whatever of a closed segment it
 has not stored (`services.journal_replay`).
-
-The plugin is compiled from its source by the node itself, once per source version,
-into the broker's directory: it needs a C compiler and Mosquitto's headers (Debian:
-gcc, mosquitto-dev, libmosquitto-dev; `make run` installs them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 import struct
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,47 +18,10 @@ from platone_bal.domain.messages import JournalRecord
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("bal_journal.c")
 MAGIC = b"BALJ"
 HEADER = struct.Struct("<4sQBII")
 """Magic, received (ns since the epoch), QoS, topic length, payload length."""
 OPEN, CLOSED = ".open", ".closed"
-
-
-class JournalPluginError(RuntimeError):
-    """The journal plugin could not be built."""
-
-
-def build_plugin(directory: Path, compiler: str | None = None) -> Path:
-    """The plugin's shared object in `directory`, compiled now if this source version
-    was not compiled there yet."""
-    version = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    target = directory / f"bal_journal-{version}.so"
-    if target.exists():
-        return target
-    cc = compiler or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise JournalPluginError(
-            "building Mosquitto's journal plugin needs a C compiler and Mosquitto's headers"
-            " (apt-get install gcc mosquitto-dev libmosquitto-dev; `make run` installs them)"
-        )
-    for stale in directory.glob("bal_journal-*.so"):
-        stale.unlink()
-    partial = target.with_suffix(".partial")
-    built = subprocess.run(
-        [cc, "-O2", "-fPIC", "-shared", "-o", str(partial), str(SOURCE)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if built.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise JournalPluginError(
-            "could not build Mosquitto's journal plugin (are gcc, mosquitto-dev and "
-            f"libmosquitto-dev installed?):\n{built.stderr.strip()[-2000:]}"
-        )
-    os.replace(partial, target)
-    return target
 
 
 class MosquittoJournal:
