@@ -1,6 +1,7 @@
 """The OpenAPI document, completed where FastAPI cannot know: every error is an RFC 9457
-problem document, secured operations say they answer 401/403, every operation may
-answer 429, and any other status is a problem too (`default`)."""
+problem document, secured operations say they answer 401/403, operations with a body
+400 (nesting) and 413 (size), every operation may answer 429, and any other status is a
+problem too (`default`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ _EXPLAINED = {
     403: "The token lacks the scope, or the role may not do this",
     422: "The request is not valid (problem document listing the errors)",
     429: "Too many requests from this client; see Retry-After",
+    413: "The body is larger than BAL_MAX_BODY_BYTES (ingest: BAL_MAX_PAYLOAD_BYTES)",
+    400: "The body's JSON nests deeper than 64 levels",
 }
 
 
@@ -56,6 +59,9 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
                     responses[code] = _problem(_EXPLAINED[422])
             if operation.get("security"):
                 for code in (401, 403):
+                    responses.setdefault(str(code), _problem(_EXPLAINED[code]))
+            if "requestBody" in operation:  # refused before they are read (api/body_guard.py)
+                for code in (400, 413):
                     responses.setdefault(str(code), _problem(_EXPLAINED[code]))
             responses.setdefault("429", _problem(_EXPLAINED[429]))
             responses.setdefault("default", _problem("Any other error"))
