@@ -363,6 +363,11 @@ class BrokerJournal(Protocol):
     def discard(self, segment: str) -> None: ...
 
 
+MAX_ROW_ID = 2**63 - 1
+"""The largest id a store holds (signed 64-bit integers, as SQLite and PostgreSQL keep
+them): a larger one names no row."""
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot be used right now (locked, an I/O error, a full disk): a fault of
     the store, not of the data, so the caller retries later instead of rejecting."""

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,17 @@ def start_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
             broker.process.wait()
 
 
-def publisher(port: int) -> mqtt.Client:
+@contextmanager
+def publisher(port: int) -> Iterator[mqtt.Client]:
+    """A connected client, its network loop running, disconnected after the block."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="journal-test")
     client.connect("127.0.0.1", port)
     client.loop_start()
-    return client
+    try:
+        yield client
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 def publish_acked(client: mqtt.Client, topic: str, payload: bytes) -> bool:
@@ -88,17 +95,13 @@ def test_each_ingest_publish_is_on_record_when_acknowledged(
     start_broker: Callable[..., Broker],
 ) -> None:
     broker = start_broker()
-    client = publisher(broker.port)
-    try:
+    with publisher(broker.port) as client:
         for number in range(5):
             assert publish_acked(client, f"platone/alice/meter-{number}", b"reading %d" % number)
         assert publish_acked(client, "elsewhere/alice", b"not for ingest")
         [segment] = broker.open_segments()
         # read while Mosquitto still runs: the records are there before any save or stop
         records = read_segment(segment.read_bytes())
-    finally:
-        client.loop_stop()
-        client.disconnect()
     assert [(r.topic, r.payload, r.qos) for r in records] == [
         (f"platone/alice/meter-{n}", b"reading %d" % n, 1) for n in range(5)
     ]
@@ -112,13 +115,9 @@ def test_full_segments_are_closed_for_replay_while_the_broker_runs(
     start_broker: Callable[..., Broker],
 ) -> None:
     broker = start_broker(segment_bytes=1)
-    client = publisher(broker.port)
-    try:
+    with publisher(broker.port) as client:
         for number in range(3):
             assert publish_acked(client, "platone/bob", b"payload %d" % number)
-    finally:
-        client.loop_stop()
-        client.disconnect()
     closed = broker.journal.closed_segments()
     assert len(closed) == 3
     payloads = [record.payload for name in closed for record in broker.journal.records(name)]
@@ -129,12 +128,8 @@ def test_a_killed_broker_leaves_its_segment_open_and_the_node_closes_it(
     start_broker: Callable[..., Broker],
 ) -> None:
     broker = start_broker()
-    client = publisher(broker.port)
-    try:
+    with publisher(broker.port) as client:
         assert publish_acked(client, "platone/carol/pmu", b'{"readings":[]}')
-    finally:
-        client.loop_stop()
-        client.disconnect()
     broker.process.kill()
     broker.process.wait()
     assert len(broker.open_segments()) == 1
@@ -149,24 +144,13 @@ def test_a_record_that_cannot_be_written_is_not_acknowledged(
     """Fail closed: with the journal gone, the publish is refused (Mosquitto drops the
     connection without a PUBACK) and the broker itself keeps running."""
     broker = start_broker(segment_bytes=1)
-    client = publisher(broker.port)
-    try:  # fills the first segment: the next publish needs a new one
+    with publisher(broker.port) as client:
+        # fills the first segment: the next publish needs a new one
         assert publish_acked(client, "platone/dave", b"recorded")
-    finally:
-        client.loop_stop()
-        client.disconnect()
     shutil.rmtree(broker.journal.directory)
-    client = publisher(broker.port)
-    try:
+    with publisher(broker.port) as client:
         assert not publish_acked(client, "platone/dave", b"nowhere to record it")
-    finally:
-        client.loop_stop()
-        client.disconnect()
     assert broker.process.poll() is None
     broker.journal.prepare()
-    client = publisher(broker.port)
-    try:
+    with publisher(broker.port) as client:
         assert publish_acked(client, "platone/dave", b"recorded again")
-    finally:
-        client.loop_stop()
-        client.disconnect()

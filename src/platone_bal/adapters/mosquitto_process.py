@@ -24,8 +24,8 @@ with the same login takes the session over from the first.
 
 Mosquitto 2.0 sends a PUBACK before the message reaches its disk, so the journal
 plugin (`mosquitto_plugins/bal_journal.c`) writes each publish on `platone/...` to a
-journal first;
-the node replays from it what a Mosquitto crash lost (services.journal_replay).
+journal first; the node replays from it what a Mosquitto crash lost
+(services.journal_replay).
 
 Failed logins slow down per username and per address (`bal_throttle.c`, loaded before
 Dynamic Security), as HTTP sign-ins do.

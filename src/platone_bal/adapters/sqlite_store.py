@@ -31,6 +31,7 @@ from platone_bal.domain.messages import MessageRecord, SaveResult
 from platone_bal.domain.readings import format_time, parse_time
 from platone_bal.domain.users import Client, Role, Scope, User
 from platone_bal.ports import (
+    MAX_ROW_ID,
     RawRecord,
     ReadingQuery,
     RejectionQuery,
@@ -222,13 +223,10 @@ _READING_COLUMNS = (
 )
 
 
-SQLITE_INTEGER_MAX = 2**63 - 1
-
-
 def _is_row_id(value: int) -> bool:
     """Whether SQLite can hold `value` as an id at all: asked for a larger one (a URL's
     id of 2^64), the answer is "no such row", not an OverflowError."""
-    return -SQLITE_INTEGER_MAX - 1 <= value <= SQLITE_INTEGER_MAX
+    return -MAX_ROW_ID - 1 <= value <= MAX_ROW_ID
 
 
 _READING_RAW = (

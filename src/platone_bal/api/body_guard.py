@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,8 +84,8 @@ class BodyGuard:
         """True when bodies need no token here, or the caller's has a valid signature."""
         if self.token_valid is None:
             return True
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and self.token_valid(token.strip())
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+        return scheme.lower() == "bearer" and bool(token) and self.token_valid(token)
 
     async def _read(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

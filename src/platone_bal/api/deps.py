@@ -17,6 +17,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from platone_bal.api.context import ApiContext
 from platone_bal.domain.users import ROLE_SCOPES, Scope, User
+from platone_bal.ports import MAX_ROW_ID
 
 SCOPE_DESCRIPTIONS = {
     Scope.READ.value: "read readings, proofs, certifications and grants one may see",
@@ -97,9 +98,8 @@ def principal(
     return Principal(user, scopes, claims.client_id)
 
 
-SQLITE_MAX = 2**63 - 1
-RowId = Annotated[int, Path(ge=1, le=SQLITE_MAX, description="Row id")]
-"""A path id the store can hold (SQLite integers are 64-bit)."""
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Row id")]
+"""A path id the store can hold."""
 
 Signed = Annotated[Principal, Security(principal)]
 """Any valid token, whatever its scopes."""

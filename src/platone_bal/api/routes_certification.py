@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from platone_bal.api.access import access_of, may_read
 from platone_bal.api.audit import audit
 from platone_bal.api.cursors import decode_cursor, encode_cursor
-from platone_bal.api.deps import SQLITE_MAX, Context, Reader, RowId, Verifier
+from platone_bal.api.deps import Context, Reader, RowId, Verifier
 from platone_bal.api.gateway import immutable_json
 from platone_bal.api.routes_readings import MAX_PAGE, ReadingFilter, whole_dataset
+from platone_bal.ports import MAX_ROW_ID
 from platone_bal.services.certification import (
     NotYetCertified,
     consistency,
@@ -86,8 +87,8 @@ def log_consistency(
     log: str,
     ctx: Context,
     _: Verifier,
-    first: Annotated[int, Query(alias="from", ge=1, le=SQLITE_MAX)],
-    second: Annotated[int, Query(alias="to", ge=1, le=SQLITE_MAX)],
+    first: Annotated[int, Query(alias="from", ge=1, le=MAX_ROW_ID)],
+    second: Annotated[int, Query(alias="to", ge=1, le=MAX_ROW_ID)],
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof: the tree of size `to` extends the tree of size `from`."""
     try:

@@ -40,14 +40,18 @@ MAX_REASONS = 100
 MAX_REASON_CHARS = 300
 
 
+def clipped_reason(reason: str) -> str:
+    """`reason` cut to `MAX_REASON_CHARS`, the cut marked with an ellipsis."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - 1] + "…"
+
+
 def capped_reasons(reasons: list[str]) -> list[str]:
     """At most `MAX_REASONS` reasons of at most `MAX_REASON_CHARS` each, then one line
     counting the rest: what one payload can add to the store and to an answer is bounded
     (an 800 KB array of bad readings gave 400,000 rejection rows and a 17 MB answer)."""
-    kept = [
-        reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
-        for reason in reasons[:MAX_REASONS]
-    ]
+    kept = [clipped_reason(reason) for reason in reasons[:MAX_REASONS]]
     if len(reasons) > MAX_REASONS:
         kept.append(f"... and {len(reasons) - MAX_REASONS} more reasons")
     return kept

@@ -36,6 +36,7 @@ from platone_bal.domain.messages import (
     ReadingRecord,
     SaveResult,
     capped_reasons,
+    clipped_reason,
 )
 from platone_bal.domain.readings import implausible_time, oversized_field, shown
 from platone_bal.domain.users import Role, User, topic_producer
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _RETRY_MAX_SECONDS = 30.0
-_REASON_MAX = 300
-"""Characters of an unexpected error's text kept in a rejection reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,8 +377,7 @@ class IngestService:
 
 
 def _describe(error: Exception) -> str:
-    text = _printable(f"{type(error).__name__}: {error}")
-    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
+    return clipped_reason(_printable(f"{type(error).__name__}: {error}"))
 
 
 @overload
