@@ -15,9 +15,9 @@ cache) when proving, so a cold proof over a large log recomputes large subtrees.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 Node = tuple[int, int, bytes]
 """(level, index, hash) of a perfect subtree of 2**level leaves."""
@@ -50,6 +50,54 @@ class NodeReader(Protocol):
     def node(self, level: int, index: int) -> bytes: ...
 
 
+class BatchNodeReader(NodeReader, Protocol):
+    """A NodeReader that also reads many nodes in one round trip (a database)."""
+
+    def nodes_at(self, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored nodes among `keys` ((level, index) pairs); missing ones are left out."""
+        ...
+
+
+_T = TypeVar("_T")
+
+
+class _KeyRecorder:
+    """A NodeReader that answers anything and writes down what was asked."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[int, int]] = set()
+
+    def node(self, level: int, index: int) -> bytes:
+        self.keys.add((level, index))
+        return bytes(32)
+
+
+class _Prefetched:
+    def __init__(self, nodes: dict[tuple[int, int], bytes], log: str) -> None:
+        self._nodes = nodes
+        self._log = log
+
+    def node(self, level: int, index: int) -> bytes:
+        try:
+            return self._nodes[level, index]
+        except KeyError:
+            raise KeyError(f"log {self._log!r} has no node ({level}, {index})") from None
+
+
+def with_nodes(reader: BatchNodeReader, compute: Callable[[NodeReader], _T], log: str = "") -> _T:
+    """`compute(reader)` with every node it reads fetched in one `nodes_at` call.
+
+    Which nodes a root, proof or frontier needs depends only on sizes and indices, never
+    on hash values: so `compute` runs once against a recorder to learn the keys, then
+    again on the fetched nodes. A proof over a database costs one query, not O(log n).
+    """
+    recorder = _KeyRecorder()
+    result = compute(recorder)
+    if not recorder.keys:
+        return result  # nothing stored was read: the result holds no placeholder
+    return compute(_Prefetched(reader.nodes_at(recorder.keys), log))
+
+
 class ProofError(ValueError):
     """A proof was asked for an index or sizes the tree cannot answer."""
 
@@ -73,15 +121,20 @@ class Frontier:
         self.size = size
         self.edge = list(edge)
 
+    @staticmethod
+    def edge_keys(size: int) -> list[tuple[int, int]]:
+        """(level, index) of the edge subtrees of a tree of `size` leaves, largest first."""
+        keys, offset = [], 0
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                keys.append((level, offset >> level))
+                offset += 1 << level
+        return keys
+
     @classmethod
     def load(cls, hasher: TreeHasher, reader: NodeReader, size: int) -> Frontier:
         """The frontier of a stored tree of `size` leaves."""
-        edge, offset = [], 0
-        for level in reversed(range(size.bit_length())):
-            if size >> level & 1:
-                edge.append(reader.node(level, offset >> level))
-                offset += 1 << level
-        return cls(hasher, size, edge)
+        return cls(hasher, size, [reader.node(*key) for key in cls.edge_keys(size)])
 
     def append(self, leaf_hash: bytes) -> list[Node]:
         """Add one leaf hash; returns the leaf and every subtree it completes."""

@@ -1,0 +1,83 @@
+"""The Protocols services depend on; adapters implement them (ports and adapters).
+
+`store` holds the Shared Customer Database's ports (one per aggregate, and the unit of
+work), `records` what they take and give, `outside` the chain, broker sink and journal.
+"""
+
+from platone_bal.ports.outside import (
+    AnchorChain,
+    BrokerJournal,
+    CertifiedSink,
+    ChainError,
+    DeviceLedger,
+    GrantLedger,
+)
+from platone_bal.ports.records import (
+    MAX_ROW_ID,
+    AccessRow,
+    RawRecord,
+    ReadingQuery,
+    ReadingRow,
+    RejectionQuery,
+    SeriesBucket,
+    SeriesQuery,
+    StoredDecision,
+    StoredReading,
+    StoredRejection,
+    StoreUnavailable,
+    UserExists,
+)
+from platone_bal.ports.store import (
+    AccessLogStore,
+    CheckpointStore,
+    ClientStore,
+    DeviceStore,
+    GrantStore,
+    LogStore,
+    NodeKey,
+    PositionStore,
+    RawStore,
+    ReadingStore,
+    Store,
+    Transaction,
+    TreeWriter,
+    UnitOfWork,
+    UserStore,
+)
+
+__all__ = [
+    "MAX_ROW_ID",
+    "AccessLogStore",
+    "AccessRow",
+    "AnchorChain",
+    "BrokerJournal",
+    "CertifiedSink",
+    "ChainError",
+    "CheckpointStore",
+    "ClientStore",
+    "DeviceLedger",
+    "DeviceStore",
+    "GrantLedger",
+    "GrantStore",
+    "LogStore",
+    "NodeKey",
+    "PositionStore",
+    "RawRecord",
+    "RawStore",
+    "ReadingQuery",
+    "ReadingRow",
+    "ReadingStore",
+    "RejectionQuery",
+    "SeriesBucket",
+    "SeriesQuery",
+    "Store",
+    "StoreUnavailable",
+    "StoredDecision",
+    "StoredReading",
+    "StoredRejection",
+    "Transaction",
+    "TreeWriter",
+    "UnitOfWork",
+    "UserExists",
+    "UserStore",
+]

@@ -1,0 +1,86 @@
+"""Ports to the world outside the store: the chain, the broker's sink and journal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from platone_bal.domain.checkpoint import Anchor
+from platone_bal.domain.decisions import Decision
+from platone_bal.domain.messages import JournalRecord
+
+
+class CertifiedSink(Protocol):
+    """Where certified readings are republished: the broker in use, at QoS 1."""
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Hand (topic, payload) messages to the broker; return once it has them all,
+        raise ConnectionError if it cannot take them."""
+        ...
+
+
+class GrantLedger(Protocol):
+    """Where grant decisions are recorded on chain (SubscriptionRegistry)."""
+
+    chain_id: int
+    address: str
+
+    def record(self, decision: Decision, signature: bytes) -> tuple[str, int]:
+        """(transaction hash, block) once mined; ChainError if refused or unreachable."""
+        ...
+
+    def reachable(self) -> bool: ...
+
+
+class DeviceLedger(Protocol):
+    """Device keys on chain (DeviceRegistry); only the registry's admin may change them."""
+
+    def register(self, device_key: bytes, key: str, owner: str) -> str:
+        """Register (or, after a revoke, rotate) a device key; the transaction hash."""
+        ...
+
+    def revoke(self, device_key: bytes) -> str: ...
+
+
+class BrokerJournal(Protocol):
+    """What the broker wrote down before it acknowledged each publish, in segments; a
+    closed segment is complete (no more records will be added to it)."""
+
+    def closed_segments(self) -> list[str]: ...
+
+    def records(self, segment: str) -> list[JournalRecord]: ...
+
+    def discard(self, segment: str) -> None: ...
+
+
+class ChainError(RuntimeError):
+    """The chain refused or could not be reached; the message says why."""
+
+
+class AnchorChain(Protocol):
+    """`CertificationRegistry` on some chain: anchor checkpoints, read them back."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    registry_address: str
+
+    def anchor(self, log: str, size: int, root: bytes) -> Anchor:
+        """Send `anchor(logId, size, root)` and wait for it to be mined."""
+        ...
+
+    def latest(self, log: str) -> tuple[int, bytes, int]:
+        """(size, root, block timestamp) of the log's newest anchor; size 0 when none."""
+        ...
+
+    def root_at(self, log: str, size: int) -> bytes | None: ...
+
+    def anchored_events(self, log: str, from_block: int | None = None) -> list[Anchor]:
+        """The chain's own record of the log's anchors (`Anchored` events), oldest first."""
+        ...
+
+    def transaction_anchors(self, log: str, tx: str) -> list[Anchor] | None:
+        """The anchors of `log` that transaction `tx` made, as its receipt shows them
+        (`Anchored` events emitted by the registry, the block it was mined in); None
+        when the chain has no such mined transaction."""
+        ...

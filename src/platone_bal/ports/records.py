@@ -1,0 +1,163 @@
+"""What the store ports take and give: queries, stored rows, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from platone_bal.domain.audit import AuditEntry
+from platone_bal.domain.decisions import Decision
+from platone_bal.domain.grants import Slice
+from platone_bal.domain.messages import ReadingRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingQuery:
+    """Filters of GET /v1/readings; `after` is the keyset cursor (last id seen)."""
+
+    producer: str | None = None
+    device: str | None = None
+    measurand: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = 0
+    limit: int = 100
+    slices: tuple[Slice, ...] | None = None
+    """Only readings inside one of these (what the caller may see); None: no limit."""
+    newest_first: bool = False
+    """Latest first: the page holds the newest readings with id < `before`."""
+    before: int | None = None
+    """The keyset cursor of a newest-first page (the last id seen); None: from the newest."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    id: int
+    log: str
+    index: int
+    producer: str
+    owner: str
+    device: str
+    time: str
+    measurand: str
+    value: str
+    unit: str | None
+    attrs: dict[str, Any]
+    format: str
+    received: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionQuery:
+    producer: str | None = None
+    after: int = 0
+    limit: int = 100
+    newest_first: bool = False
+    """The latest `limit` rejections (a dashboard's 'recent'), rather than a page."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    id: int
+    received: str
+    channel: str
+    topic: str
+    producer: str | None
+    sender: str | None
+    reason: str
+    message: str
+    size: int
+    format: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A grant decision and, once on chain, its signature and transaction."""
+
+    id: int
+    decision: Decision
+    signature: str | None = None
+    signer: str | None = None
+    tx: str | None = None
+    block: int | None = None
+    chain_id: int | None = None
+    contract: str | None = None
+    error: str | None = None
+    """Why the registry refused to record it, if it did."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    """GET /v1/series: one device's measurand between two times, in `points` buckets."""
+
+    producer: str
+    device: str
+    measurand: str
+    since: datetime
+    until: datetime
+    points: int
+    slices: tuple[Slice, ...] | None = None
+    """Only readings inside one of these (what the caller may see); None: no limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBucket:
+    """The readings of one time bucket, summarised by the database (values as numbers:
+    a chart's points, never a certified value, which stays the reading's string)."""
+
+    start: str
+    """Start of the bucket, RFC 3339 UTC."""
+    count: int
+    min: float
+    max: float
+    avg: float
+    last: float
+    """The value of the bucket's latest reading."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    """A reading to insert: its record, the message it came in and its place in the log."""
+
+    message_id: int
+    log: str
+    index: int
+    record: ReadingRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRow:
+    """An access entry to insert at `index` of bal-audit, with its leaf bytes."""
+
+    index: int
+    entry: AuditEntry
+    leaf: bytes
+
+
+class UserExists(ValueError):
+    """The username or wallet is taken."""
+
+
+MAX_ROW_ID = 2**63 - 1
+"""The largest id a store holds (signed 64-bit integers, as SQLite and PostgreSQL keep
+them): a larger one names no row."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used right now (locked, an I/O error, a full disk): a fault of
+    the store, not of the data, so the caller retries later instead of rejecting."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record of a log as stored, for `bal audit`: nothing is converted, so a value
+    of the wrong type is reported with its index instead of crashing the audit."""
+
+    index: object
+    leaf: object
+    """The leaf bytes as hashed (a BLOB, unless someone changed its type)."""
+    columns: dict[str, object]
+    """What is stored beside the leaf: a reading's fields and its message's digest,
+    id, size and stored payload length; an access entry's time, who, action, producers."""
