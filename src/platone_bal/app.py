@@ -29,7 +29,7 @@ from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Web3DeviceRegistry, Web3GrantLedger
 from platone_bal.api import ApiContext, create_api

@@ -223,7 +223,7 @@ def audit(
     """
     from rich.progress import Progress
 
-    from platone_bal.adapters.sqlite_store import SqliteStore
+    from platone_bal.adapters.sqlite import SqliteStore
     from platone_bal.domain.audit import AUDIT_LOG
     from platone_bal.services.audit import audit_log
 
