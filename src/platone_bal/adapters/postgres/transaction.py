@@ -37,12 +37,21 @@ from platone_bal.ports import AccessRow, NodeKey, ReadingRow
 
 _MESSAGE_COPY = (
     "COPY messages (id, received_at, received, channel, topic, producer, sender, digest,"
-    " size, payload, format, outcome, readings, devices) FROM STDIN"
+    " size, payload, format, outcome, readings, devices) FROM STDIN (FORMAT BINARY)"
 )
+_MESSAGE_TYPES = (
+    "int8", "timestamptz", "text", "text", "text", "text", "text", "text", "int8", "bytea",
+    "text", "text", "int4", "jsonb",
+)  # fmt: skip
 _READING_COPY = (
     "COPY readings (time_at, message_id, message_at, message, log, idx, producer, owner,"
-    " device, time, measurand, value, number, unit, attrs, format, received, leaf) FROM STDIN"
+    " device, time, measurand, value, number, unit, attrs, format, received, leaf)"
+    " FROM STDIN (FORMAT BINARY)"
 )
+_READING_TYPES = (
+    "timestamptz", "int8", "timestamptz", "text", "text", "int8", "text", "text", "text",
+    "text", "text", "text", "float8", "text", "text", "text", "text", "bytea",
+)  # fmt: skip
 
 
 @unavailable_on_faults
@@ -76,8 +85,9 @@ class PgTransaction:
 
     def add_nodes(self, log: str, nodes: Sequence[Node]) -> None:
         self._copy(
-            "COPY nodes (log, level, idx, hash) FROM STDIN",
+            "COPY nodes (log, level, idx, hash) FROM STDIN (FORMAT BINARY)",
             ((log, level, index, value) for level, index, value in nodes),
+            ("text", "int4", "int8", "bytea"),
         )
 
     def set_log_size(self, log: str, size: int) -> None:
@@ -127,7 +137,7 @@ class PgTransaction:
                     Jsonb(dict(devices)) if devices else None,
                 )
             )
-        self._copy(_MESSAGE_COPY, rows)
+        self._copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)
         return ids
 
     def _claim(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -174,7 +184,7 @@ class PgTransaction:
                 )
             )
         self._ensure_days("readings", (utc(values[0]).date() for values in copied))
-        self._copy(_READING_COPY, copied)
+        self._copy(_READING_COPY, copied, _READING_TYPES)
         self._count_arrivals(rows)
 
     def _count_arrivals(self, rows: Sequence[ReadingRow]) -> None:
@@ -267,8 +277,13 @@ class PgTransaction:
         ensure_days(self._conn, table, self._known.missing(table, wanted))
         self.days[table].update(wanted)
 
-    def _copy(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    def _copy(
+        self, statement: str, rows: Iterable[Sequence[Any]], types: Sequence[str] = ()
+    ) -> None:
+        """COPY `rows` in; with `types`, in the binary format (no text to parse)."""
         with self._conn.cursor() as cursor, cursor.copy(statement) as copy:
+            if types:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
