@@ -14,7 +14,7 @@ from functools import partial
 import psycopg
 import pytest
 
-from platone_bal.adapters.postgres import PostgresStore
+from platone_bal.adapters.postgres import PostgresStore, partitions
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, sign_checkpoint
 from platone_bal.domain.grants import Slice
@@ -168,6 +168,21 @@ def test_day_partitions_are_made_for_the_days_a_batch_touches(store: PostgresSto
     assert [r.time for r in store.readings(window)] == [format_time(T0)] * 2
     Recorder(store).save([message([T0], tag="again")], LOG)  # a known day: nothing to make
     assert store.log_size(LOG) == 5
+
+
+def test_a_new_day_waits_for_running_queries_only_so_long(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making a partition locks its parent table: a long query delays it, a bounded time."""
+    monkeypatch.setattr(partitions, "CREATE_LOCK_TIMEOUT", "200ms")
+    backfill = message([T0 - timedelta(days=400)], tag="old")
+    with psycopg.connect(postgres_url) as reader:
+        reader.execute("SELECT count(*) FROM readings").fetchone()  # its transaction stays open
+        with pytest.raises(StoreUnavailable):
+            Recorder(store).save([backfill], LOG)
+    assert store.log_size(LOG) == 0
+    assert Recorder(store).save([backfill], LOG).readings == 1
+    assert rows_of(store, "SELECT count(*) FROM readings_20250125") == [(1,)]
 
 
 def test_proofs_from_one_query_match_an_in_memory_tree(store: PostgresStore) -> None:

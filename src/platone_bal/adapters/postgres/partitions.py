@@ -11,8 +11,19 @@ the catalog's unique index), so each day is made under a transaction-level advis
 lock on (table, day): the second writer waits for the first to commit, then finds the
 table. Days known to exist are cached per process, learnt only after a commit (a
 rolled-back transaction's partition is gone), so a busy writer pays the check once a
-day, and the lock on the parent that CREATE TABLE ... PARTITION OF takes is taken once
-per day and process at most.
+day and process.
+
+CREATE TABLE ... PARTITION OF takes an ACCESS EXCLUSIVE lock on the parent: it waits
+for every running query of the table, and every query asked after it waits for it. So
+it waits at most `CREATE_LOCK_TIMEOUT`; then the batch fails with `StoreUnavailable`
+and is retried, instead of a long `bal audit` query stalling the API behind the
+writer. The store makes today's and tomorrow's partitions when it starts, so a
+running node rarely makes one inside a write at all (only for a reading of another
+day: a back-fill, or a node running past midnight).
+
+A partition an operator drops (retention) is still believed to exist by a running
+process; a write for that day then lands in the DEFAULT partition until the process
+restarts.
 """
 
 from __future__ import annotations
@@ -50,10 +61,9 @@ class KnownDays:
         with self._lock:
             self._days[table].update(days)
 
-    def forget(self) -> None:
-        with self._lock:
-            for days in self._days.values():
-                days.clear()
+
+CREATE_LOCK_TIMEOUT = "5s"
+"""How long making a partition waits for the queries running on its parent table."""
 
 
 def ensure_days(conn: Connection, table: str, days: Iterable[date]) -> None:
@@ -71,8 +81,10 @@ def ensure_days(conn: Connection, table: str, days: Iterable[date]) -> None:
             if day == date.max
             else sql.Literal(f"{(day + timedelta(days=1)).isoformat()} 00:00:00+00")
         )
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (CREATE_LOCK_TIMEOUT,))
         conn.execute(
             sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(name), sql.Identifier(table), low, high
             )
         )
+        conn.execute("SET LOCAL lock_timeout TO DEFAULT")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import psycopg
+import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from platone_bal.adapters.postgres.access import AccessTables
@@ -22,7 +24,7 @@ from platone_bal.adapters.postgres.base import Connection, unavailable
 from platone_bal.adapters.postgres.devices import DeviceTables
 from platone_bal.adapters.postgres.grants import GrantTables
 from platone_bal.adapters.postgres.logs import LogTables
-from platone_bal.adapters.postgres.partitions import KnownDays
+from platone_bal.adapters.postgres.partitions import PARTITIONED, KnownDays, ensure_days
 from platone_bal.adapters.postgres.raw import RawTables
 from platone_bal.adapters.postgres.readings import ReadingTables
 from platone_bal.adapters.postgres.schema import migrate
@@ -67,12 +69,27 @@ class PostgresStore(
             self._pool.open()
             with self._pool.connection() as conn:
                 migrate(conn)
+                self._make_days_ahead(conn)
         except psycopg.OperationalError as error:
             self._pool.close()
             raise unavailable(error) from error
         except BaseException:
             self._pool.close()
             raise
+
+    def _make_days_ahead(self, conn: Connection) -> None:
+        """Today's and tomorrow's partitions, so that writes rarely make one; skipped
+        when a long query holds a table (a write makes its day then)."""
+        today = datetime.now(UTC).date()
+        days = [today, today + timedelta(days=1)]
+        try:
+            with conn.transaction():
+                for table in PARTITIONED:
+                    ensure_days(conn, table, days)
+        except psycopg.errors.LockNotAvailable:
+            return
+        for table in PARTITIONED:
+            self._known.learn(table, days)
 
     @contextmanager
     def transaction(self) -> Iterator[PgTransaction]:
