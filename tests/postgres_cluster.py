@@ -29,13 +29,24 @@ import pytest
 
 from tests.conftest import free_port
 
-BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"), Path("/usr/local/bin"))
 SUPERUSER = "bal"
 
 
+def _debian_version(bindir: Path) -> int:
+    name = bindir.parent.name
+    return int(name) if name.isdigit() else 0
+
+
 def find_bindir() -> Path | None:
-    """The directory holding initdb, pg_ctl and postgres, if there is one."""
-    for candidate in BIN_DIRS:
+    """The directory holding initdb, pg_ctl and postgres, if there is one: Debian's
+    PostgreSQL 15, else its newest other version (the store needs 14 or later), else
+    the PATH."""
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: (_debian_version(path) == 15, _debian_version(path)),
+        reverse=True,
+    )
+    for candidate in [*debian, Path("/usr/local/bin")]:
         if all((candidate / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
             return candidate
     initdb = shutil.which("initdb")
