@@ -11,7 +11,7 @@ import pytest
 from platone_bal.domain.grants import Slice
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import User
-from platone_bal.ports import MAX_ROW_ID, ReadingQuery, Store, StoredReading
+from platone_bal.ports import MAX_ROW_ID, ReadingQuery, RejectionQuery, Store, StoredReading
 from tests.contract.builders import (
     LOG,
     T0,
@@ -292,3 +292,14 @@ def test_text_is_kept_exactly(store: Store, alice: User) -> None:
     assert second.message == cim.digest
     assert store.leaf_bytes(LOG, 0) == pmu.readings[0].leaf_bytes
     assert store.leaf_bytes(LOG, 1) == cim.readings[0].leaf_bytes
+
+
+def test_cursors_at_the_end_of_the_id_range(store: Store, made: list[Made]) -> None:
+    """The API passes cursors up to MAX_ROW_ID: past every row, never an error."""
+    assert store.readings(ReadingQuery(after=MAX_ROW_ID, limit=10)) == []
+    latest = store.readings(ReadingQuery(newest_first=True, before=MAX_ROW_ID, limit=3))
+    assert latest == store.readings(ReadingQuery(newest_first=True, limit=3))
+    assert values(latest) == [m.value for m in reversed(made)][:3]
+    assert store.rejections(RejectionQuery(after=MAX_ROW_ID)) == []
+    assert store.anchors(after=MAX_ROW_ID) == []
+    assert store.raw_messages(MAX_ROW_ID, 10) == []
