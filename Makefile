@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export ETH_HASH_BACKEND ?= pysha3
 
-.PHONY: run test lint unit integration bench contracts clean mosquitto
+.PHONY: run test lint unit contract integration bench contracts clean mosquitto postgres
 
 # The node runs its own Mosquitto (Debian's package) with a journal plugin it compiles
 # (gcc and Mosquitto's headers). Installed when missing; Debian starts the packaged
@@ -23,6 +23,17 @@ mosquitto:
 	  { $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || \
 	    $(SUDO) service mosquitto stop >/dev/null 2>&1 || true; }; }
 
+# PostgreSQL 15 (Debian's package) for the store's contract suite and the integration
+# tests on BAL_STORE=postgres; the tests start throwaway clusters of their own, so the
+# packaged service is stopped.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (apt-get install postgresql)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null && \
+	  { $(SUDO) systemctl disable --now postgresql >/dev/null 2>&1 || \
+	    $(SUDO) service postgresql stop >/dev/null 2>&1 || true; }; }
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -32,7 +43,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP) mosquitto
 	$(BIN)/bal up
 
-test: lint unit integration
+test: lint unit contract integration
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
@@ -42,12 +53,16 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# One suite every store backend must pass: SQLite and a real PostgreSQL.
+contract: $(STAMP) postgres
+	$(BIN)/pytest -q tests/contract
+
 # Pinned JavaScript tools (solc, ganache) for the contract and JSON-RPC node tests.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-integration: $(STAMP) node_modules/.installed mosquitto
+integration: $(STAMP) node_modules/.installed mosquitto postgres
 	$(BIN)/pytest -q tests/integration
 
 # Recompile contracts/*.sol with the pinned solc into the committed artifacts.

@@ -47,7 +47,7 @@ from eth_account import Account
 from web3 import Web3
 
 from platone_bal.adapters.embedded_chain import EmbeddedChain
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import (
     Transactor,
@@ -65,6 +65,7 @@ from platone_bal.services.audit import PAGE, audit_log
 from platone_bal.services.certification import proof_bundle
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.ingest import Delivery, IngestService
+from platone_bal.services.recorder import Recorder
 from platone_bal.services.users import UserService
 from platone_bal.simulate import Fleet
 
@@ -173,9 +174,10 @@ def store_windows(
     writes: dict[str, float] = {}
     signing: dict[str, float] = {}
     messages = readings = 0
+    recorder = Recorder(store)
     for window in windows:
         with timed(writes):
-            result = store.save(window.records, LOG)
+            result = recorder.save(window.records, LOG)
         messages += result.messages
         readings += result.readings
         with timed(signing):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.domain.users import Role, User
 from platone_bal.services.users import UserService

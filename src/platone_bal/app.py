@@ -29,16 +29,17 @@ from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
-from platone_bal.adapters.sqlite_store import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Web3DeviceRegistry, Web3GrantLedger
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
+from platone_bal.bootstrap import open_store
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.ports import Store
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.broker_sync import BrokerSync
@@ -108,14 +109,15 @@ fed a deep document) then crashed the process instead of raising RecursionError.
 class Node:
     """One BAL node: store, users, ingest, broker and API wired from Settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+        """Wire the node from `settings`; `store` replaces the one they name (tests)."""
         sys.setrecursionlimit(RECURSION_LIMIT)
         self.settings = settings
         # The data directory holds password hashes and keystores: owner only.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.data_dir.chmod(0o700)
         secrets_dir = settings.secrets_dir
-        self.store = SqliteStore(settings.data_dir / "scd.sqlite3")
+        self.store = store if store is not None else open_store(settings)
         self.wallets = Wallets(keystore_passphrase(settings))
         self.keys = NodeKeys(settings.keys_dir, self.wallets)
         self.users = UserService(self.store, self.wallets)

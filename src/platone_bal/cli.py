@@ -223,13 +223,13 @@ def audit(
     """
     from rich.progress import Progress
 
-    from platone_bal.adapters.sqlite_store import SqliteStore
+    from platone_bal.bootstrap import open_store
     from platone_bal.domain.audit import AUDIT_LOG
     from platone_bal.services.audit import audit_log
 
     settings = _settings(config)
     log = log_id or settings.log_id
-    store = SqliteStore(settings.data_dir / "scd.sqlite3")
+    store = open_store(settings)
     chain, closer = _audit_chain(settings, rpc)
     try:
         with Progress(console=console, transient=True) as progress:

@@ -78,7 +78,19 @@ class Settings(BaseSettings):
         default=None,
         description="Password of the first admin; generated and printed once if unset.",
     )
-    store: Literal["sqlite"] = "sqlite"
+    store: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="sqlite: one file in the data directory; postgres: the PostgreSQL "
+        "database at database_url (schema created and migrated at start).",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="BAL_STORE=postgres: postgresql://USER:PASSWORD@HOST:PORT/DB (libpq "
+        "URL; add ?sslmode=verify-full for TLS).",
+    )
+    database_pool: int = Field(
+        default=8, gt=0, description="Largest number of PostgreSQL connections of one node."
+    )
     broker: Literal["embedded", "mosquitto"] = Field(
         default="embedded",
         description="embedded: the node starts and supervises its own Mosquitto in the data "
@@ -145,6 +157,8 @@ class Settings(BaseSettings):
     def _external_broker_needs_credentials(self) -> Settings:
         if self.broker == "mosquitto" and not (self.mqtt_username and self.mqtt_password):
             raise ValueError("BAL_BROKER=mosquitto needs BAL_MQTT_USERNAME and BAL_MQTT_PASSWORD")
+        if self.store == "postgres" and not self.database_url:
+            raise ValueError("BAL_STORE=postgres needs BAL_DATABASE_URL")
         if self.chain == "rpc" and not self.chain_url:
             raise ValueError("BAL_CHAIN=rpc needs BAL_CHAIN_URL")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.services.audit_trail import AuditTrail

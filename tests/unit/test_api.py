@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import jwt
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.messages import Channel
 from platone_bal.services.ingest import Delivery, IngestService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML

@@ -7,7 +7,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.merkle import SHA3_256, merkle_root, tree_root
 from platone_bal.services.audit import audit_log
@@ -99,7 +99,7 @@ def test_bal_audit_finds_an_entry_hidden_from_its_producer(
     client.get("/v1/readings", headers=consumer)  # index 2: consumer1 read producer1's data
     assert audit_log(store, AUDIT_LOG, chain=None).ok
     with store._transaction() as db:  # someone hides that read from producer1's view
-        db.execute("UPDATE audit SET producers = '  ' WHERE idx = 2")
+        db.execute("DELETE FROM audit_producers WHERE idx = 2")
     assert [e["index"] for e in client.get("/v1/audit", headers=producer).json()["items"]] == [
         0,
         1,

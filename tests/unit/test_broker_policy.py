@@ -17,7 +17,7 @@ from platone_bal.adapters.dynsec import (
     describe,
     plan,
 )
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.broker_policy import (
     SERVICE_ROLE,
     Action,

@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from platone_bal.adapters.node_keys import NodeKeys
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.domain.checkpoint import (
     Anchor,

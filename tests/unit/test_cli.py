@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.cli import app
 from platone_bal.domain.users import Role
 

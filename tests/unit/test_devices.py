@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.devices import device_publish_refusal, key_address, parse_device_login
 from platone_bal.ports import ReadingQuery, RejectionQuery
 from platone_bal.services.ingest import IngestService

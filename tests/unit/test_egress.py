@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.grants import Slice
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.domain.users import Role, User, certified_topic, topic_level

@@ -8,7 +8,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.api import create_api
 from platone_bal.api.gateway import GatewayConfig, RateLimiter
 from platone_bal.domain.checkpoint import Anchor

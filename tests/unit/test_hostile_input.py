@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.api.body_guard import BodyGuard
 from platone_bal.codecs import DecodeError, decode
 from platone_bal.codecs.json_depth import MAX_DEPTH, JsonTooDeep, check_depth, nesting_depth

@@ -6,7 +6,7 @@ import hashlib
 
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.ports import ReadingQuery, RejectionQuery
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.conftest import MAX_PAYLOAD

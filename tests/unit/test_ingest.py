@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.leaf import message_digest
 from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoreUnavailable
 from platone_bal.services.ingest import Delivery, IngestService
+from platone_bal.services.recorder import Recorder
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 
@@ -179,7 +180,7 @@ def test_writer_thread_batches_and_acks_after_commit(
 def test_store_errors_are_retried_not_dropped(
     ingest: IngestService, store: SqliteStore, producer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_save = store.save
+    real_save = ingest.recorder.save
     failures = iter([StoreUnavailable("disk full"), None])
 
     def flaky(records, log):  # type: ignore[no-untyped-def]
@@ -188,7 +189,7 @@ def test_store_errors_are_retried_not_dropped(
             raise error
         return real_save(records, log)
 
-    monkeypatch.setattr(store, "save", flaky)
+    monkeypatch.setattr(ingest.recorder, "save", flaky)
     ingest.start()
     ingest.submit(delivery(SAMPLE_PMU))
     assert ingest.flush(5)
@@ -263,7 +264,7 @@ def test_a_payload_the_store_refuses_is_isolated_and_rejected(
 ) -> None:
     """One payload the store cannot take (a data fault, not a store fault) in a batch
     of 20: the other 19 are stored, it is rejected with the reason, all 20 are acked."""
-    real_save = store.save
+    real_save = ingest.recorder.save
     poison = pmu_of("pmu-poison")
 
     def refuse_poison(records, log):  # type: ignore[no-untyped-def]
@@ -271,7 +272,7 @@ def test_a_payload_the_store_refuses_is_isolated_and_rejected(
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return real_save(records, log)
 
-    monkeypatch.setattr(store, "save", refuse_poison)
+    monkeypatch.setattr(ingest.recorder, "save", refuse_poison)
     acked: list[str] = []
     payloads = [pmu_of(f"pmu{n}") for n in range(19)]
     payloads.insert(7, poison)
@@ -296,7 +297,7 @@ def test_a_stop_gives_up_on_a_store_that_stays_down(
     def down(records, log):  # type: ignore[no-untyped-def]
         raise StoreUnavailable("disk I/O error")
 
-    monkeypatch.setattr(store, "save", down)
+    monkeypatch.setattr(ingest.recorder, "save", down)
     acked: list[MessageRecord] = []
     ingest.start()
     ingest.submit(delivery(SAMPLE_PMU, ack=acked.append))
@@ -313,7 +314,7 @@ def test_sqlite_faults_are_store_unavailable(store: SqliteStore) -> None:
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreUnavailable, match="locked"):
-            store.save([], "bal-main")
+            Recorder(store).save([], "bal-main")
     finally:
         holder.rollback()
         holder.close()

@@ -10,7 +10,7 @@ import pytest
 
 from platone_bal.adapters.mosquitto_plugins import PluginBuildError, build_plugin
 from platone_bal.adapters.mosquitto_plugins.journal import HEADER, MAGIC, read_segment
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.domain.leaf import message_digest
 from platone_bal.domain.messages import Channel, JournalRecord
 from platone_bal.domain.users import User

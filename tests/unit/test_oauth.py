@@ -8,7 +8,7 @@ import time
 import jwt
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_api import KEY, add_user, login, publish
 

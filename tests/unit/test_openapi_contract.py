@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from web3 import Web3
 
 from platone_bal.adapters.embedded_chain import EmbeddedChain
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Web3DeviceRegistry, deploy_contracts
 from platone_bal.api import create_api

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.codecs import DecodeError, decode
 from platone_bal.domain.messages import Channel
 from platone_bal.domain.users import User

@@ -7,7 +7,7 @@ import base64
 
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.services.checkpointer import Checkpointer
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.test_api import add_user, publish

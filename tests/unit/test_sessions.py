@@ -11,7 +11,7 @@ from pathlib import Path
 import jwt
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.sqlite_store import SqliteStore
+from platone_bal.adapters.sqlite import SqliteStore
 from tests.unit.test_api import KEY, add_user, login
 from tests.unit.test_dashboard_pages import sign_in
 from tests.unit.test_oauth import register, token

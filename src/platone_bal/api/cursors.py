@@ -8,6 +8,8 @@ from typing import Protocol
 
 from fastapi import HTTPException
 
+from platone_bal.ports import MAX_ROW_ID
+
 
 def encode_cursor(kind: str, last_id: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
@@ -30,7 +32,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix == kind and number.isdigit() and int(number) < 2**63:  # SQLite's range
+        if prefix == kind and number.isdigit() and int(number) <= MAX_ROW_ID:
             return int(number)
     except (ValueError, UnicodeDecodeError):
         pass

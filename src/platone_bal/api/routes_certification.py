@@ -7,7 +7,7 @@ visibility: admin all, a producer its own; consumers until grants exist, nothing
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -67,15 +67,21 @@ def list_checkpoints(
     _: Verifier,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: str | None = None,
+    order: Literal["size", "newest"] = "size",
 ) -> dict[str, Any]:
-    """Signed checkpoints of a log, smallest size first, each with its anchor if any."""
-    after = decode_cursor("c", cursor)
-    rows = ctx.store.checkpoints(log, after, limit)
+    """Signed checkpoints of a log, smallest size first, each with its anchor if any;
+    `order=newest`: the latest `limit` ones, largest first, in one page (a chart of a
+    long-running log's recent growth)."""
+    if order == "newest":
+        rows = ctx.store.latest_checkpoints(log, limit)
+        more = False
+    else:
+        rows = ctx.store.checkpoints(log, decode_cursor("c", cursor), limit)
+        more = len(rows) == limit
     items = []
     for signed in rows:
         anchor = ctx.store.anchor(log, signed.checkpoint.size)
         items.append({**signed.to_json(), "anchor": anchor.bundle_json() if anchor else None})
-    more = len(rows) == limit
     return {
         "items": items,
         "next_cursor": encode_cursor("c", rows[-1].checkpoint.size) if more else None,

@@ -6,7 +6,7 @@ Who sees what: `api/access.py`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +63,11 @@ class ReadingFilter(BaseModel):
     until: str | None = Field(default=None, alias="to", description="RFC 3339, exclusive")
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    order: Literal["log", "newest"] = Field(
+        default="log",
+        description="log: oldest first, in the order stored; newest: the latest first "
+        "(a long-running node's recent data without paging through all of it)",
+    )
 
 
 class ReadingFilterBody(ReadingFilter):
@@ -74,7 +79,9 @@ class ReadingFilterBody(ReadingFilter):
 def reading_query(
     ctx: ApiContext, user: User, wanted: ReadingFilter, after: int, limit: int
 ) -> ReadingQuery:
-    """The store query for `wanted`, limited to what `user` may see."""
+    """The store query for `wanted`, limited to what `user` may see; `after` is the
+    decoded cursor (with order=newest: the id the page starts below)."""
+    newest = wanted.order == "newest"
     return ReadingQuery(
         producer=wanted.producer,
         slices=query_slices(access_of(ctx, user), wanted.producer),
@@ -82,7 +89,9 @@ def reading_query(
         measurand=wanted.measurand,
         since=_time("from", wanted.since),
         until=_time("to", wanted.until),
-        after=after,
+        after=0 if newest else after,
+        before=(after or None) if newest else None,
+        newest_first=newest,
         limit=limit,
     )
 
@@ -101,17 +110,19 @@ def find_readings(
 ) -> ReadingPage:
     """One page of the readings the caller may see that match `wanted`, in log order
     (the access is recorded in the audit log)."""
-    after = decode_cursor("r", wanted.cursor)
+    kind = "n" if wanted.order == "newest" else "r"
+    after = decode_cursor(kind, wanted.cursor)
     rows = ctx.store.readings(reading_query(ctx, who.user, wanted, after, wanted.limit))
     audit(ctx, request, who, "readings.read", (r.producer for r in rows), len(rows))
-    return ReadingPage(items=rows, next_cursor=next_cursor("r", rows, wanted.limit))
+    return ReadingPage(items=rows, next_cursor=next_cursor(kind, rows, wanted.limit))
 
 
 @router.get("/readings", response_model=ReadingPage)
 def list_readings(
     ctx: Context, request: Request, who: Reader, wanted: Annotated[ReadingFilter, Query()]
 ) -> ReadingPage:
-    """Readings in log order; pass `next_cursor` back as `cursor` for the next page."""
+    """Readings in log order (or newest first with `order=newest`); pass `next_cursor`
+    back as `cursor` for the next page."""
     return find_readings(ctx, request, who, wanted)
 
 

@@ -18,7 +18,7 @@ from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device
 from platone_bal.domain.grants import Grant
-from platone_bal.domain.merkle import Node, NodeReader
+from platone_bal.domain.merkle import BatchNodeReader, Node
 from platone_bal.domain.messages import MessageRecord
 from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports.records import (
@@ -160,8 +160,9 @@ class ReadingStore(Protocol):
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]: ...
 
     def device_activity(self, producer: str, since: str) -> dict[str, tuple[str, int]]:
-        """device -> (when its latest reading arrived, readings arrived since `since`);
-        kept up to date on write, so a page view does not scan the producer's readings."""
+        """device -> (when its latest reading arrived, readings arrived since the start
+        of the hour `since` falls in). Counted per hour as readings are written, so a
+        page view reads a few counters instead of scanning the producer's readings."""
         ...
 
     def series(self, query: SeriesQuery) -> list[SeriesBucket]:
@@ -175,7 +176,7 @@ class LogStore(Protocol):
 
     def log_size(self, log: str) -> int: ...
 
-    def nodes(self, log: str) -> NodeReader:
+    def nodes(self, log: str) -> BatchNodeReader:
         """Stored perfect-subtree hashes of a log, for roots and proofs; its
         `nodes_at(keys)` reads many in one round trip."""
         ...

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from platone_bal.domain.audit import AuditEntry
 from platone_bal.ports import Store
+from platone_bal.services.recorder import Recorder
 
 
 class AuditTrail:
@@ -18,6 +19,7 @@ class AuditTrail:
         on_append: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.recorder = Recorder(store)
         self.clock = clock
         self._on_append = on_append
         """Pokes the bal-audit checkpointer, as ingest pokes the readings' one."""
@@ -40,5 +42,5 @@ class AuditTrail:
             query=query,
             count=count,
         )
-        self.store.append_audit([entry])
+        self.recorder.append_audit([entry])
         self._on_append()

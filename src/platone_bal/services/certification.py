@@ -1,7 +1,7 @@
 """Proofs, consistency proofs and the seed's Data Certification view, from the store.
 
-Everything here reads O(log n) stored node hashes per proof; nothing recomputes a
-subtree of the log.
+Everything here reads O(log n) stored node hashes per proof, in one query
+(`with_nodes`); nothing recomputes a subtree of the log.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from typing import Any
 
 from platone_bal.domain.merkle import (
     SHA3_256,
+    NodeReader,
     consistency_proof,
     inclusion_proof,
     merkle_root,
     tree_root,
+    with_nodes,
 )
 from platone_bal.domain.proof import build_bundle
 from platone_bal.ports import Store, StoredReading
@@ -29,7 +31,11 @@ def proof_bundle(store: Store, reading: StoredReading) -> dict[str, Any]:
     if signed is None or leaf is None:
         raise NotYetCertified(f"reading {reading.id} has no signed checkpoint yet")
     size = signed.checkpoint.size
-    path = inclusion_proof(SHA3_256, store.nodes(reading.log), reading.index, size)
+    path = with_nodes(
+        store.nodes(reading.log),
+        lambda nodes: inclusion_proof(SHA3_256, nodes, reading.index, size),
+        reading.log,
+    )
     anchor = store.anchor(reading.log, size)
     return build_bundle(leaf, reading.index, signed, path, anchor)
 
@@ -39,14 +45,22 @@ def consistency(store: Store, log: str, first: int, second: int) -> dict[str, An
     size = store.log_size(log)
     if not 0 < first <= second <= size:
         raise ValueError(f"need 0 < from <= to <= {size} (the log's size)")
-    nodes = store.nodes(log)
+
+    def compute(nodes: NodeReader) -> tuple[bytes, bytes, list[bytes]]:
+        return (
+            tree_root(SHA3_256, nodes, first),
+            tree_root(SHA3_256, nodes, second),
+            consistency_proof(SHA3_256, nodes, first, second),
+        )
+
+    first_root, second_root, proof = with_nodes(store.nodes(log), compute, log)
     return {
         "log": log,
         "from": first,
         "to": second,
-        "from_root": "0x" + tree_root(SHA3_256, nodes, first).hex(),
-        "to_root": "0x" + tree_root(SHA3_256, nodes, second).hex(),
-        "proof": ["0x" + h.hex() for h in consistency_proof(SHA3_256, nodes, first, second)],
+        "from_root": "0x" + first_root.hex(),
+        "to_root": "0x" + second_root.hex(),
+        "proof": ["0x" + h.hex() for h in proof],
     }
 
 

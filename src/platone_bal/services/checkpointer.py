@@ -16,7 +16,7 @@ from datetime import datetime
 
 from platone_bal import metrics
 from platone_bal.domain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
-from platone_bal.domain.merkle import SHA3_256, tree_root
+from platone_bal.domain.merkle import SHA3_256, tree_root, with_nodes
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import Store
 
@@ -52,7 +52,9 @@ class Checkpointer:
         latest = self.store.latest_checkpoint(self.log_id)
         if size == 0 or (latest is not None and latest.checkpoint.size >= size):
             return None
-        root = tree_root(SHA3_256, self.store.nodes(self.log_id), size)
+        root = with_nodes(
+            self.store.nodes(self.log_id), lambda nodes: tree_root(SHA3_256, nodes, size)
+        )
         checkpoint = Checkpoint(self.log_id, size, root, format_time(self._clock()))
         signed = sign_checkpoint(checkpoint, self._key)
         self.store.add_checkpoint(signed)

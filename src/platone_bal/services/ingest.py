@@ -41,6 +41,7 @@ from platone_bal.domain.messages import (
 from platone_bal.domain.readings import implausible_time, oversized_field, shown
 from platone_bal.domain.users import Role, User, topic_producer
 from platone_bal.ports import Store, StoreUnavailable
+from platone_bal.services.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class IngestService:
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.recorder = Recorder(store)
         self._on_commit = on_commit
         self.log_id = log_id
         self.max_payload_bytes = max_payload_bytes
@@ -226,7 +228,7 @@ class IngestService:
         self, deliveries: Sequence[Delivery], records: Sequence[MessageRecord]
     ) -> SaveResult:
         """Write the records in one transaction, then acknowledge and count them."""
-        result = self.store.save(records, self.log_id)
+        result = self.recorder.save(records, self.log_id)
         if result.readings and self._on_commit is not None:
             self._on_commit()
         for delivery, record in zip(deliveries, records, strict=True):

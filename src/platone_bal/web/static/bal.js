@@ -84,7 +84,8 @@ function setupReadings(section) {
   async function load(producer) {
     status.textContent = `Loading ${producer}'s readings…`;
     try {
-      readings = await pages(`/v1/readings?producer=${encodeURIComponent(producer)}&limit=1000`, 5000);
+      // the latest 5,000 (newest first from the API), however long the node has run
+      readings = await pages(`/v1/readings?producer=${encodeURIComponent(producer)}&order=newest&limit=1000`, 5000);
     } catch (error) {
       status.textContent = `Could not load the readings: ${error.message}`;
       return;
@@ -99,7 +100,7 @@ function setupReadings(section) {
     series.hidden = false;
     device.onchange = () => { pickMeasurands(); show(); };
     measurand.onchange = show;
-    status.textContent = `${readings.length} readings of ${producer} loaded.`;
+    status.textContent = `The latest ${readings.length} readings of ${producer} loaded.`;
     show();
   }
 
@@ -111,10 +112,12 @@ function setupReadings(section) {
 async function setupGrowth(section) {
   const status = section.querySelector("[data-status]");
   try {
-    const checkpoints = await pages(`/v1/logs/${encodeURIComponent(section.dataset.log)}/checkpoints?limit=1000`, 10000);
+    // the latest 1,000 checkpoints, oldest of them first on the chart
+    const page = await api(`/v1/logs/${encodeURIComponent(section.dataset.log)}/checkpoints?order=newest&limit=1000`);
+    const checkpoints = page.items.reverse();
     draw(section.querySelector("[data-chart]"), checkpoints.map((c) => c.time),
          checkpoints.map((c) => c.size), "readings in the log", "readings", "checkpoint time (UTC)");
-    status.textContent = `${checkpoints.length} signed checkpoints.`;
+    status.textContent = `The latest ${checkpoints.length} signed checkpoints.`;
   } catch (error) {
     status.textContent = `Could not load the checkpoints: ${error.message}`;
   }

@@ -1,0 +1,99 @@
+"""Rows exactly as stored, for `bal audit`: RawStore.
+
+Nothing here is converted beyond what psycopg does for the column's type (bytea to
+bytes, bigint to int, text to str), so a row someone changed by hand reaches the audit
+as it is and becomes a finding that names it. The column sets and their keys are the
+SQLite store's, so the audit reads both backends alike.
+"""
+
+from __future__ import annotations
+
+from platone_bal.adapters.postgres.access import PRODUCERS_TEXT
+from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
+from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.ports import RawRecord
+
+_READING_RAW = (
+    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
+    "format", "received", "message", "message_id", "message_size", "payload_length",
+)  # fmt: skip
+"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
+_AUDIT_RAW = ("time", "who", "action", "producers")
+
+
+@unavailable_on_faults
+class RawTables(PoolUser):
+    """RawStore."""
+
+    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
+        if log == AUDIT_LOG:
+            rows = self._all(
+                f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS_TEXT}"  # noqa: S608
+                " FROM audit a WHERE a.idx >= %s ORDER BY a.idx LIMIT %s",
+                (start, limit),
+            )
+            return [
+                RawRecord(index, leaf, dict(zip(_AUDIT_RAW, rest, strict=True)))
+                for index, leaf, *rest in rows
+            ]
+        # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
+        rows = self._all(
+            "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
+            " r.value, r.unit, r.attrs, r.format, r.received, m.digest, m.id, m.size,"
+            " octet_length(m.payload) FROM readings r LEFT JOIN messages m"
+            " ON m.id = r.message_id AND m.received_at = r.message_at"
+            " WHERE r.log = %s AND r.idx >= %s ORDER BY r.idx LIMIT %s",
+            (log, start, limit),
+        )
+        return [
+            RawRecord(index, leaf, dict(zip(_READING_RAW, rest, strict=True)))
+            for index, leaf, *rest in rows
+        ]
+
+    def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
+        rows = self._all(
+            "SELECT idx, hash FROM nodes WHERE log = %s AND level = %s AND idx >= %s AND idx < %s",
+            (log, level, start, stop),
+        )
+        return [(index, value) for index, value in rows]
+
+    def raw_checkpoints(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[object, object, object, object, object]]:
+        rows = self._all(
+            "SELECT size, root, time, signature, signer FROM checkpoints"
+            " WHERE log = %s AND size > %s ORDER BY size LIMIT %s",
+            (log, after, limit),
+        )
+        return [
+            (size, root, time, signature, signer) for size, root, time, signature, signer in rows
+        ]
+
+    def raw_anchors(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[int, object, object, object, object, object, object, object]]:
+        rows = self._all(
+            "SELECT id, size, root, chain_id, contract, tx, block, time FROM anchors"
+            " WHERE log = %s AND id > %s ORDER BY id LIMIT %s",
+            (log, after, limit),
+        )
+        return [
+            (int(row_id), size, root, chain_id, contract, tx, block, time)
+            for row_id, size, root, chain_id, contract, tx, block, time in rows
+        ]
+
+    def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
+        rows = self._all(
+            "SELECT id, digest, size, payload FROM messages WHERE id > %s ORDER BY id LIMIT %s",
+            (after, limit),
+        )
+        return [
+            (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
+        ]
+
+    def message_reading_index(self, log: str, message_id: int) -> int | None:
+        row = self._one(
+            "SELECT min(idx) FROM readings WHERE log = %s AND message_id = %s", (log, message_id)
+        )
+        index = row[0] if row else None
+        return int(index) if isinstance(index, int) else None

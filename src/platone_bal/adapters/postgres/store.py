@@ -1,0 +1,113 @@
+"""The Shared Customer Database on PostgreSQL: every aggregate's part over one pool.
+
+Several BAL nodes share one database (ARCHITECTURE §8): the schema is migrated at
+start under an advisory lock, a log's indices are handed out under its head row's
+lock, and a payload is claimed once across nodes. Connections come from a
+`psycopg_pool.ConnectionPool` that checks a connection before lending it, so after a
+server restart the store recovers by itself; while the server is away, calls raise
+`StoreUnavailable` after `timeout` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool
+
+from platone_bal.adapters.postgres.access import AccessTables
+from platone_bal.adapters.postgres.activity import ActivityQueries
+from platone_bal.adapters.postgres.base import Connection, unavailable
+from platone_bal.adapters.postgres.devices import DeviceTables
+from platone_bal.adapters.postgres.grants import GrantTables
+from platone_bal.adapters.postgres.logs import LogTables
+from platone_bal.adapters.postgres.partitions import PARTITIONED, KnownDays, ensure_days
+from platone_bal.adapters.postgres.raw import RawTables
+from platone_bal.adapters.postgres.readings import ReadingTables
+from platone_bal.adapters.postgres.schema import migrate
+from platone_bal.adapters.postgres.transaction import PgTransaction
+from platone_bal.adapters.postgres.users import UserTables
+from platone_bal.ports import Store
+
+
+def _configure(conn: Connection) -> None:
+    """Every pooled connection speaks UTC, so dates of partitions and hours are UTC days."""
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresStore(
+    UserTables,
+    DeviceTables,
+    GrantTables,
+    ReadingTables,
+    ActivityQueries,
+    LogTables,
+    AccessTables,
+    RawTables,
+):
+    """Store port on one PostgreSQL database (`url`: postgresql://USER:PASSWORD@HOST/DB)."""
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0
+    ) -> None:
+        self._known = KnownDays()
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            name="bal-store",
+            open=False,
+        )
+        try:
+            self._pool.open()
+            with self._pool.connection() as conn:
+                migrate(conn)
+                self._make_days_ahead(conn)
+        except psycopg.OperationalError as error:
+            self._pool.close()
+            raise unavailable(error) from error
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _make_days_ahead(self, conn: Connection) -> None:
+        """Today's and tomorrow's partitions, so that writes rarely make one; skipped
+        when a long query holds a table (a write makes its day then)."""
+        today = datetime.now(UTC).date()
+        days = [today, today + timedelta(days=1)]
+        try:
+            with conn.transaction():
+                for table in PARTITIONED:
+                    ensure_days(conn, table, days)
+        except psycopg.errors.LockNotAvailable:
+            return
+        for table in PARTITIONED:
+            self._known.learn(table, days)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgTransaction]:
+        """A transaction that commits when the block ends and rolls back if it raises;
+        the day partitions it made become known to this process once it commits."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                tx = PgTransaction(conn, self._known)
+                yield tx
+        except psycopg.OperationalError as error:
+            raise unavailable(error) from error
+        for table, days in tx.days.items():
+            self._known.learn(table, days)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _is_the_whole_port(store: PostgresStore) -> Store:
+    """Never called: mypy --strict checks here that PostgresStore is all of `Store`."""
+    return store

@@ -1,0 +1,95 @@
+"""Rows exactly as SQLite holds them, for `bal audit` (values of any type, never parsed)."""
+
+from __future__ import annotations
+
+from platone_bal.adapters.sqlite.access_log import PRODUCERS
+from platone_bal.adapters.sqlite.connection import SqliteDatabase
+from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.ports import RawRecord
+
+_READING_RAW = (
+    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
+    "format", "received", "message", "message_id", "message_size", "payload_length",
+)  # fmt: skip
+"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
+_AUDIT_RAW = ("time", "who", "action", "producers")
+_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
+
+
+class SqliteRaw(SqliteDatabase):
+    """RawStore."""
+
+    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
+        db = self._connection()
+        if log == AUDIT_LOG:
+            rows = db.execute(
+                f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS} FROM audit a"  # noqa: S608
+                " WHERE a.idx >= ? ORDER BY a.idx LIMIT ?",
+                (start, limit),
+            )
+            return [
+                RawRecord(index, leaf, dict(zip(_AUDIT_RAW, rest, strict=True)))
+                for index, leaf, *rest in rows
+            ]
+        # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
+        rows = db.execute(
+            "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
+            " r.value, r.unit, r.attrs, r.format, r.received, m.digest, m.id, m.size,"
+            " length(m.payload) FROM readings r LEFT JOIN messages m ON m.id = r.message_id"
+            " WHERE r.log = ? AND r.idx >= ? ORDER BY r.idx LIMIT ?",
+            (log, start, limit),
+        )
+        return [
+            RawRecord(index, leaf, dict(zip(_READING_RAW, rest, strict=True)))
+            for index, leaf, *rest in rows
+        ]
+
+    def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
+        rows = self._connection().execute(
+            "SELECT idx, hash FROM nodes WHERE log = ? AND level = ? AND idx >= ? AND idx < ?",
+            (log, level, start, stop),
+        )
+        return [(index, value) for index, value in rows]
+
+    def raw_checkpoints(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[object, object, object, object, object]]:
+        rows = self._connection().execute(
+            "SELECT size, root, time, signature, signer FROM checkpoints"
+            " WHERE log = ? AND size > ? ORDER BY size LIMIT ?",
+            (log, after, limit),
+        )
+        return [
+            (size, root, time, signature, signer) for size, root, time, signature, signer in rows
+        ]
+
+    def raw_anchors(
+        self, log: str, after: int, limit: int
+    ) -> list[tuple[int, object, object, object, object, object, object, object]]:
+        rows = self._connection().execute(
+            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
+            (log, after, limit),
+        )
+        return [
+            (int(row_id), size, root, chain_id, contract, tx, block, time)
+            for row_id, _, size, root, chain_id, contract, tx, block, time in rows
+        ]
+
+    def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
+        rows = self._connection().execute(
+            "SELECT id, digest, size, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [
+            (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
+        ]
+
+    def message_reading_index(self, log: str, message_id: int) -> int | None:
+        (index,) = (
+            self._connection()
+            .execute(
+                "SELECT MIN(idx) FROM readings WHERE log = ? AND message_id = ?", (log, message_id)
+            )
+            .fetchone()
+        )
+        return index if isinstance(index, int) else None

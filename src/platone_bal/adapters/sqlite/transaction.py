@@ -1,0 +1,138 @@
+"""The unit of work on SQLite: one BEGIN IMMEDIATE transaction on one connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Collection, Sequence
+
+from platone_bal.adapters.sqlite.logs import log_head, nodes_at
+from platone_bal.domain.merkle import Node
+from platone_bal.domain.messages import MessageRecord
+from platone_bal.domain.readings import format_time
+from platone_bal.ports import AccessRow, NodeKey, ReadingRow
+
+
+class SqliteTransaction:
+    """Transaction port: the writes of one batch; SQLite's write lock (taken by BEGIN
+    IMMEDIATE) is the log head's lock, so `lock_log` only reads the head."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def lock_log(self, log: str) -> int:
+        return log_head(self._db, log)
+
+    def nodes_at(self, log: str, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        return nodes_at(self._db, log, keys)
+
+    def add_nodes(self, log: str, nodes: Sequence[Node]) -> None:
+        self._db.executemany(
+            "INSERT INTO nodes (log, level, idx, hash) VALUES (?, ?, ?, ?)",
+            [(log, level, index, value) for level, index, value in nodes],
+        )
+
+    def set_log_size(self, log: str, size: int) -> None:
+        self._db.execute(
+            "INSERT INTO log_heads (log, size) VALUES (?, ?)"
+            " ON CONFLICT (log) DO UPDATE SET size = excluded.size",
+            (log, size),
+        )
+
+    def add_messages(self, records: Sequence[MessageRecord]) -> list[int | None]:
+        """One INSERT OR IGNORE per message: the unique index `messages_once` turns a
+        producer's repeated payload into an ignored row (None)."""
+        ids: list[int | None] = []
+        for record in records:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO messages (channel, topic, producer, sender, digest,"
+                " size, payload, received, format, outcome, readings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.channel.value,
+                    record.topic,
+                    record.producer,
+                    record.sender,
+                    record.digest,
+                    record.size,
+                    record.payload,
+                    format_time(record.received),
+                    record.format,
+                    record.outcome.value,
+                    len(record.readings),
+                ),
+            )
+            ids.append(cursor.lastrowid if cursor.rowcount else None)
+        return ids
+
+    def add_readings(self, rows: Sequence[ReadingRow]) -> None:
+        """The readings, and the counters of the dashboard's device list."""
+        values = []
+        hours: Counter[tuple[str, str, str]] = Counter()
+        last: dict[tuple[str, str], str] = {}
+        for row in rows:
+            leaf = row.record.leaf
+            received = leaf["source"]["received"]
+            values.append(
+                (
+                    row.message_id,
+                    row.log,
+                    row.index,
+                    leaf["producer"],
+                    leaf["owner"],
+                    leaf["device"],
+                    leaf["time"],
+                    leaf["measurand"],
+                    leaf["value"],
+                    leaf["unit"],
+                    json.dumps(leaf["attrs"], separators=(",", ":")),
+                    leaf["source"]["format"],
+                    received,
+                    row.record.leaf_bytes,
+                )
+            )
+            hours[leaf["producer"], received[:13], leaf["device"]] += 1
+            key = (leaf["producer"], leaf["device"])
+            last[key] = max(last.get(key, received), received)
+        self._db.executemany(
+            "INSERT INTO readings (message_id, log, idx, producer, owner, device, time,"
+            " measurand, value, unit, attrs, format, received, leaf)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        self._db.executemany(
+            "INSERT INTO device_hours (producer, hour, device, readings) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET readings = readings + excluded.readings",
+            [(*key, count) for key, count in hours.items()],
+        )
+        self._db.executemany(
+            "INSERT INTO device_last (producer, device, last_received) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET last_received ="
+            " max(last_received, excluded.last_received)",
+            [(*key, received) for key, received in last.items()],
+        )
+
+    def add_rejections(self, rows: Sequence[tuple[int, str | None, str]]) -> None:
+        self._db.executemany(
+            "INSERT INTO rejections (message_id, producer, reason) VALUES (?, ?, ?)", rows
+        )
+
+    def add_access_entries(self, rows: Sequence[AccessRow]) -> None:
+        self._db.executemany(
+            "INSERT INTO audit (idx, time, who, action, leaf) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    row.index,
+                    format_time(row.entry.time),
+                    row.entry.who,
+                    row.entry.action,
+                    row.leaf,
+                )
+                for row in rows
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO audit_producers (producer, idx) VALUES (?, ?)",
+            [(producer, row.index) for row in rows for producer in row.entry.producers],
+        )

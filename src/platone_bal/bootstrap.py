@@ -1,0 +1,24 @@
+"""Which adapter plays each part, from settings: the one place that reads BAL_STORE.
+
+`Node` (app.py) wires services to what `open_store` returns; a test gives `Node` a store
+of its own instead (an in-memory fake, a store on a throwaway PostgreSQL cluster).
+"""
+
+from __future__ import annotations
+
+from platone_bal.config import Settings
+from platone_bal.ports import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The Shared Customer Database the settings name, its schema created or migrated."""
+    if settings.store == "postgres":
+        from platone_bal.adapters.postgres import PostgresStore
+
+        assert settings.database_url is not None  # Settings refuses postgres without one
+        return PostgresStore(
+            settings.database_url.get_secret_value(), max_size=settings.database_pool
+        )
+    from platone_bal.adapters.sqlite import SqliteStore
+
+    return SqliteStore(settings.data_dir / "scd.sqlite3")
