@@ -142,11 +142,13 @@ def test_every_decimal_form_becomes_its_number(store: Store, alice: User) -> Non
     """Values stay the text received; a chart reads them as numbers, in every form the
     codecs accept (CIM text may have a sign, an exponent, no integer or fraction digits)."""
     forms = ["+5", ".5", "5.", "1e2", "-2.5E-1", "0011.50", "-0"]
+    # one a minute, each in the middle of its own one-minute bucket
     save(
         store,
         [
             message(
-                alice, cim_payload("m1", [(T0 + minutes(n), v, CODE) for n, v in enumerate(forms)])
+                alice,
+                cim_payload("m1", [(T0 + minutes(n + 0.5), v, CODE) for n, v in enumerate(forms)]),
             )
         ],
     )
