@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client.parser import text_string_to_metric_families
@@ -289,7 +290,12 @@ class BalProcess:
         return self.data_dir / "scd.sqlite3"
 
     def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        """A read-only query on the node's SQLite store (running or not)."""
+        """A read-only query on the node's store (running or not): its SQLite file, or
+        its PostgreSQL database with BAL_STORE=postgres (`?` marks become `%s`)."""
+        if self.extra_env.get("BAL_STORE") == "postgres":
+            url = self.extra_env["BAL_DATABASE_URL"]
+            with psycopg.connect(url, autocommit=True) as pg:
+                return list(pg.execute(sql.replace("?", "%s"), args).fetchall())  # type: ignore[arg-type]
         if not self.db_path.exists():
             return []
         uri = f"file:{self.db_path}?mode=ro"

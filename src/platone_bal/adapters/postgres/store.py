@@ -34,8 +34,17 @@ from platone_bal.ports import Store
 
 
 def _configure(conn: Connection) -> None:
-    """Every pooled connection speaks UTC, so dates of partitions and hours are UTC days."""
+    """Every pooled connection speaks UTC, so dates of partitions and hours are UTC days.
+
+    And a commit returns only once its WAL is flushed: the node acknowledges a message
+    (PUBACK, 202) after the commit, so on a server set to `synchronous_commit = off` a
+    PostgreSQL crash lost acknowledged readings (31 of 1,500 in the fault test). `off`
+    becomes `local` for the node's sessions; any stricter setting is kept.
+    """
     conn.execute("SET TIME ZONE 'UTC'")
+    row = conn.execute("SHOW synchronous_commit").fetchone()
+    if row is not None and row[0] == "off":
+        conn.execute("SET synchronous_commit = 'local'")
 
 
 class PostgresStore(
