@@ -275,8 +275,11 @@ def test_series_buckets_are_computed_by_the_database(store: PostgresStore) -> No
     ]
 
 
-def test_device_activity_is_exact_without_reading_the_readings(store: PostgresStore) -> None:
-    """meter1 sends n + 1 readings in its n-th message, meter2 one in each."""
+def test_device_activity_counts_by_the_hour_without_reading_the_readings(
+    store: PostgresStore,
+) -> None:
+    """meter1 sends n + 1 readings in its n-th message, meter2 one in each; counts start
+    at the hour `since` falls in (the port's rule)."""
     minutes = [-120, 10, 40, 65]
     arrivals = [T0 + timedelta(minutes=m) for m in minutes]
     recorder = Recorder(store)
@@ -288,10 +291,10 @@ def test_device_activity_is_exact_without_reading_the_readings(store: PostgresSt
     last = format_time(arrivals[-1])
     for since, counts in [
         (T0 - timedelta(hours=3), (10, 4)),
-        (T0, (9, 3)),  # on the hour: counters only
-        (T0 + timedelta(minutes=20), (7, 2)),  # the rest of 10:00-11:00 from its messages
-        (T0 + timedelta(minutes=40), (7, 2)),
-        (T0 + timedelta(minutes=40, microseconds=1), (4, 1)),
+        (T0, (9, 3)),
+        (T0 + timedelta(minutes=20), (9, 3)),  # from 10:00
+        (T0 + timedelta(minutes=59, seconds=59), (9, 3)),
+        (T0 + timedelta(hours=1), (4, 1)),  # from 11:00: the 11:05 message only
         (T0 + timedelta(hours=3), (0, 0)),
     ]:
         activity = store.device_activity("alice", since.strftime("%Y-%m-%dT%H:%M:%S.%f"))

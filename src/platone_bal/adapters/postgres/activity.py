@@ -1,11 +1,8 @@
 """Summaries the database computes: a producer's device activity, a measurand's series.
 
-`device_activity` never reads the producer's readings: whole hours come from the
-`device_hours` counters and the latest arrival from `device_last`, both kept by the
-write transaction; only the part of the first hour after `since` is counted from
-`messages` (partitioned by receipt, so that is one day's partition, and each message
-row says how many readings of which device it gave). The answer is exact, as on
-SQLite, at the cost of a few rows per device and hour.
+`device_activity` never reads the producer's readings: counts come from the
+`device_hours` counters (from the start of the hour `since` falls in, as the port
+says) and the latest arrival from `device_last`, both kept by the write transaction.
 
 `series` groups one device's measurand into `points` equal buckets in SQL; the bucket
 of a reading is floor((t - since) * points / (until - since)) in exact numeric
@@ -23,7 +20,6 @@ from platone_bal.adapters.postgres.readings import slices_clause
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import SeriesBucket, SeriesQuery
 
-_HOUR = timedelta(hours=1)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -32,9 +28,7 @@ class ActivityQueries(PoolUser):
     """ReadingStore's `device_activity` and `series`."""
 
     def device_activity(self, producer: str, since: str) -> dict[str, tuple[str, int]]:
-        start = rfc3339(since)
-        hour = start.replace(minute=0, second=0, microsecond=0)
-        whole_from = hour if start == hour else hour + _HOUR
+        hour = rfc3339(since).replace(minute=0, second=0, microsecond=0)
         with self._pool.connection() as conn:
             last = conn.execute(
                 "SELECT device, received FROM device_last WHERE producer = %s", (producer,)
@@ -44,18 +38,9 @@ class ActivityQueries(PoolUser):
                 for device, count in conn.execute(
                     "SELECT device, sum(readings) FROM device_hours"
                     " WHERE producer = %s AND hour >= %s GROUP BY device",
-                    (producer, whole_from),
+                    (producer, hour),
                 )
             }
-            if start != hour:  # the rest of the first hour, from its messages
-                for device, count in conn.execute(
-                    "SELECT d.key, sum(d.value::bigint) FROM messages m"
-                    " CROSS JOIN LATERAL jsonb_each_text(m.devices) AS d"
-                    " WHERE m.producer = %s AND m.received_at >= %s AND m.received_at < %s"
-                    " AND m.devices IS NOT NULL GROUP BY d.key",
-                    (producer, start, whole_from),
-                ):
-                    counts[device] = counts.get(device, 0) + int(count)
         return {device: (received, counts.get(device, 0)) for device, received in last}
 
     def series(self, query: SeriesQuery) -> list[SeriesBucket]:

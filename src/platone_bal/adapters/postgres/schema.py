@@ -25,8 +25,7 @@ Design of version 1, what the contracts ask of it:
 - Times the leaf holds (`time`, `received`) are kept as the leaf's text, returned byte
   for byte, and as timestamptz (`*_at`) for ranges, partitioning and buckets.
 - `device_hours` and `device_last` are kept on write, so the dashboard's device list
-  never reads a producer's readings; `messages.devices` (device -> readings of that
-  message) answers the first, partial hour of `device_activity` exactly.
+  never reads a producer's readings.
 - Columns that are ordered for the caller use COLLATE "C": byte order, as SQLite sorts,
   whatever locale the database was made with.
 """
@@ -141,13 +140,11 @@ CREATE TABLE messages (
     format      text,
     outcome     text NOT NULL,
     readings    integer NOT NULL,
-    devices     jsonb,
     PRIMARY KEY (id, received_at)
 ) PARTITION BY RANGE (received_at);
 ALTER SEQUENCE messages_id_seq OWNED BY messages.id;
 CREATE TABLE messages_default PARTITION OF messages DEFAULT;
 CREATE INDEX messages_by_digest ON messages (digest);
-CREATE INDEX messages_by_producer ON messages (producer, received_at);
 CREATE TABLE message_once (
     producer text NOT NULL,
     digest   text NOT NULL,

@@ -19,7 +19,6 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from platone_bal.adapters.postgres.base import (
     Connection,
@@ -37,11 +36,11 @@ from platone_bal.ports import AccessRow, NodeKey, ReadingRow
 
 _MESSAGE_COPY = (
     "COPY messages (id, received_at, received, channel, topic, producer, sender, digest,"
-    " size, payload, format, outcome, readings, devices) FROM STDIN (FORMAT BINARY)"
+    " size, payload, format, outcome, readings) FROM STDIN (FORMAT BINARY)"
 )
 _MESSAGE_TYPES = (
     "int8", "timestamptz", "text", "text", "text", "text", "text", "text", "int8", "bytea",
-    "text", "text", "int4", "jsonb",
+    "text", "text", "int4",
 )  # fmt: skip
 _READING_COPY = (
     "COPY readings (time_at, message_id, message_at, message, log, idx, producer, owner,"
@@ -118,7 +117,6 @@ class PgTransaction:
             record = records[position]
             ids[position] = message_id
             self._messages[message_id] = (record.received, record.digest)
-            devices = Counter(item.leaf["device"] for item in record.readings)
             rows.append(
                 (
                     message_id,
@@ -134,7 +132,6 @@ class PgTransaction:
                     record.format,
                     record.outcome.value,
                     len(record.readings),
-                    Jsonb(dict(devices)) if devices else None,
                 )
             )
         self._copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase, is_row_id
@@ -24,6 +24,21 @@ _READING_COLUMNS = (
     "r.id, r.log, r.idx, r.producer, r.owner, r.device, r.time, r.measurand, r.value,"
     " r.unit, r.attrs, r.format, r.received, m.digest"
 )
+
+
+_MICROS = (
+    "(CAST(strftime('%s', substr(r.time, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr(r.time, 21, 6) AS INTEGER))"
+)
+"""A reading's measurement time in whole microseconds since 1970 (times are stored as
+format_time writes them: YYYY-MM-DDTHH:MM:SS.ffffffZ)."""
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SqliteReadings(SqliteDatabase):
@@ -53,10 +68,12 @@ class SqliteReadings(SqliteDatabase):
         return {device: (received, int(recent.get(device, 0))) for device, received in last}
 
     def series(self, query: SeriesQuery) -> list[SeriesBucket]:
-        """Buckets by the database: the latest value of a bucket is found by the largest
-        `time || ' ' || value` (times are fixed width), so one GROUP BY pass does it."""
-        width = (query.until - query.since).total_seconds() / max(query.points, 1)
-        if width <= 0:
+        """Buckets by the database, in whole microseconds (julianday's doubles put a
+        reading on a bucket's edge into the bucket before); the latest value of a bucket
+        is the largest `time || ' ' || value` (times are fixed width), so one GROUP BY
+        pass does it."""
+        span = (query.until - query.since) // timedelta(microseconds=1)
+        if span <= 0 or query.points <= 0:
             return []
         since, until = format_time(query.since), format_time(query.until)
         clauses = [
@@ -73,15 +90,17 @@ class SqliteReadings(SqliteDatabase):
                 params.extend(values)
             clauses.append("(" + " OR ".join(alternatives) + ")")
         rows = self._connection().execute(
-            "SELECT CAST((julianday(r.time) - julianday(?)) * 86400.0 / ? AS INTEGER) AS b,"  # noqa: S608
+            f"SELECT (({_MICROS} - ?) * ?) / ? AS b,"  # noqa: S608
             " COUNT(*), MIN(CAST(r.value AS REAL)), MAX(CAST(r.value AS REAL)),"
             " AVG(CAST(r.value AS REAL)), MAX(r.time || ' ' || r.value)"
             f" FROM readings r WHERE {' AND '.join(clauses)} GROUP BY b ORDER BY b",
-            (since[:26], width, *params),
+            (_micros(query.since), query.points, span, *params),
         )
         return [
             SeriesBucket(
-                start=format_time(query.since + timedelta(seconds=bucket * width)),
+                start=format_time(
+                    query.since + timedelta(microseconds=bucket * span // query.points)
+                ),
                 count=int(count),
                 min=float(low),
                 max=float(high),
