@@ -17,7 +17,6 @@ from typing import Any
 import uvicorn
 from web3 import Web3
 
-from platone_bal.adapters.chain_rpc import ReadOnlyRpc, create_rpc_app
 from platone_bal.adapters.dynsec import DynsecBroker, DynsecControl
 from platone_bal.adapters.mosquitto_process import (
     SERVICE_USERNAME,
@@ -26,7 +25,6 @@ from platone_bal.adapters.mosquitto_process import (
     private_socket_path,
 )
 from platone_bal.adapters.mqtt_publisher import MqttPublisher
-from platone_bal.adapters.mqtt_subscriber import MqttSubscriber
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.wallets import Wallets
@@ -39,6 +37,8 @@ from platone_bal.bootstrap import open_store
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.entrypoints.chain_rpc import ReadOnlyRpc, create_rpc_app
+from platone_bal.entrypoints.mqtt_subscriber import MqttSubscriber
 from platone_bal.ports import Store
 from platone_bal.services.anchorer import Anchorer
 from platone_bal.services.audit_trail import AuditTrail

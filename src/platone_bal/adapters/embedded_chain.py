@@ -207,7 +207,7 @@ class EmbeddedChain:
     """A persistent single-node Ethereum chain in the data directory.
 
     `provider` is a web3 provider for the node's own use (any method eth-tester
-    supports), one request at a time; `adapters/chain_rpc.ReadOnlyRpc` serves the
+    supports), one request at a time; `entrypoints/chain_rpc.ReadOnlyRpc` serves the
     read-only JSON-RPC subset on `BAL_CHAIN_RPC_PORT` through it.
     """
 
