@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import uvicorn
 from web3 import Web3
 
 from platone_bal.adapters.dynsec import DynsecBroker, DynsecControl
@@ -38,6 +35,7 @@ from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.entrypoints.chain_rpc import ReadOnlyRpc, create_rpc_app
+from platone_bal.entrypoints.http_server import HttpServer, http_server
 from platone_bal.entrypoints.mqtt_subscriber import MqttSubscriber
 from platone_bal.ports import Store
 from platone_bal.services.anchorer import Anchorer
@@ -54,31 +52,6 @@ from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the node decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _server(app: Any, host: str, port: int, tls: tuple[Path, Path] | None) -> _Server:
-    cert, key = tls if tls else (None, None)
-    return _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-            timeout_graceful_shutdown=5,  # idle keep-alive clients must not delay a stop
-        )
-    )
 
 
 def keystore_passphrase(settings: Settings) -> str:
@@ -177,8 +150,8 @@ class Node:
             secure_cookies=settings.tls is not None,
             max_body_bytes=settings.max_body_bytes,
         )
-        self._server: _Server | None = None
-        self._rpc_server: _Server | None = None
+        self._server: HttpServer | None = None
+        self._rpc_server: HttpServer | None = None
         self._stop_requested = threading.Event()
 
     def _broker(self) -> tuple[ManagedMosquitto | None, BrokerLogin]:
@@ -343,12 +316,12 @@ class Node:
             publisher.start()
             egress = Egress(self.store, publisher, log_id=settings.log_id)
             egress.start()
-            self._server = _server(self.api, settings.bind, settings.http_port, settings.tls)
+            self._server = http_server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
                 rpc = ReadOnlyRpc(Web3(self.chain.embedded.provider), settings.chain_id)
                 rpc_app = BodyGuard(create_rpc_app(rpc), max_bytes=settings.max_body_bytes)
-                self._rpc_server = _server(
+                self._rpc_server = http_server(
                     rpc_app, settings.bind, settings.chain_rpc_port, settings.tls
                 )
                 servers.append(self._rpc_server)
