@@ -61,7 +61,8 @@ from platone_bal.domain.merkle import SHA3_256, Frontier, merkle_root
 from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.proof import AnchorLookup, verify_bundle
 from platone_bal.domain.users import Role
-from platone_bal.services.audit import PAGE, audit_log
+from platone_bal.services.audit import audit_log
+from platone_bal.services.audit.rows import PAGE
 from platone_bal.services.certification import proof_bundle
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.ingest import Delivery, IngestService

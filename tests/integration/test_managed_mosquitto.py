@@ -7,11 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from platone_bal.adapters.mosquitto_process import (
-    ManagedMosquitto,
-    MosquittoConfig,
-    private_socket_path,
-)
+from platone_bal.adapters.mosquitto_config import MosquittoConfig
+from platone_bal.adapters.mosquitto_process import ManagedMosquitto, private_socket_path
 from tests.conftest import free_port, require_binary
 from tests.integration.nodes import wait_for
 

@@ -10,13 +10,9 @@ import pytest
 import yaml
 
 from platone_bal.adapters import mosquitto_process
-from platone_bal.adapters.mosquitto_process import (
-    SERVICE_USERNAME,
-    ManagedMosquitto,
-    MosquittoConfig,
-    initial_dynsec_state,
-    render_config,
-)
+from platone_bal.adapters.dynsec_bootstrap import SERVICE_USERNAME, initial_dynsec_state
+from platone_bal.adapters.mosquitto_config import MosquittoConfig, render_config
+from platone_bal.adapters.mosquitto_process import ManagedMosquitto
 from platone_bal.config import Settings
 from platone_bal.domain.broker_policy import SERVICE_ROLE
 

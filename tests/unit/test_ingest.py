@@ -145,7 +145,7 @@ def test_a_codec_crash_becomes_a_rejection(
     def explode(_: bytes) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("platone_bal.services.ingest.decode", explode)
+    monkeypatch.setattr("platone_bal.services.ingest.records.decode", explode)
     ingest.ingest([delivery(SAMPLE_PMU)])
     assert reasons(store) == ["internal error while decoding (RuntimeError: bug)"]
 
@@ -252,7 +252,7 @@ def test_a_leaf_that_cannot_be_built_rejects_only_its_payload(
             raise UnicodeEncodeError("utf-8", "bad", 0, 1, "surrogates not allowed")
         return leaf.leaf_bytes(obj)
 
-    monkeypatch.setattr("platone_bal.services.ingest.leaf_bytes", picky)
+    monkeypatch.setattr("platone_bal.services.ingest.records.leaf_bytes", picky)
     result = ingest.ingest([delivery(pmu_of("bad")), delivery(pmu_of("good"))])
     assert (result.readings, result.rejections) == (2, 1)
     (reason,) = reasons(store)

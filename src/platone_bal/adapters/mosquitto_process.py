@@ -1,34 +1,9 @@
-"""The node's own Mosquitto: configured, started and supervised by `bal up`.
+"""The node's own Mosquitto: prepared, started and supervised by `bal up`.
 
 The embedded default and production run the same broker, so they share one code path
-and one set of tests. Mosquitto keeps its configuration, Dynamic Security state and
-persistence in `DATA_DIR/mosquitto/`. It is configured so that nothing it acknowledged
-is dropped (ARCHITECTURE §7, README "What is guaranteed"):
-
-- persistence with autosave after every change: the BAL's session, its subscription
-  and the messages queued for it are on disk at the end of each of Mosquitto's loop
-  iterations, and on SIGTERM;
-- no limit on messages in flight and a queue limit of ten million (not 0, "no limit":
-  with 0, Mosquitto 2.0.11 disconnects a client whose publish its ACL denies); the
-  BAL's subscriber bounds what it holds with MQTT 5's Receive Maximum; QoS 0 messages
-  are queued for it too.
-
-The node talks to it as its service account through a Unix socket in a private
-directory (0700), which no other local user can reach; devices and users reach the
-public listener (`BAL_MQTT_PORT`, or only `BAL_MQTT_TLS_PORT` under TLS). On the public
-listener a connection's client id is its login, whatever the client sends
-(`use_username_as_clientid`): a session belongs to the login that made it, no one can
-resume or end another login's session, and the node's own sessions (ids `bal:...`,
-which no login can be) are out of reach. One session per login: a second connection
-with the same login takes the session over from the first.
-
-Mosquitto 2.0 sends a PUBACK before the message reaches its disk, so the journal
-plugin (`mosquitto_plugins/bal_journal.c`) writes each publish on `platone/...` to a
-journal first; the node replays from it what a Mosquitto crash lost
-(services.journal_replay).
-
-Failed logins slow down per username and per address (`bal_throttle.c`, loaded before
-Dynamic Security), as HTTP sign-ins do.
+and one set of tests. What it is configured to keep and how it is reached are in
+`mosquitto_config`; what its Dynamic Security plugin holds at first start is in
+`dynsec_bootstrap`; this module owns the process.
 
 A supervisor thread restarts Mosquitto if it dies. The child gets SIGTERM when the node
 dies, even by kill -9 (Linux parent-death signal), so it saves its state and frees the
@@ -38,9 +13,7 @@ start.
 
 from __future__ import annotations
 
-import base64
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -53,192 +26,33 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from platone_bal import metrics
-from platone_bal.adapters.dynsec import ACL_TYPE
+from platone_bal.adapters.dynsec_bootstrap import SERVICE_USERNAME, initial_dynsec_state
+from platone_bal.adapters.mosquitto_config import MosquittoConfig, render_config
+from platone_bal.adapters.mosquitto_install import (
+    MosquittoUnavailable,
+    find_binary,
+    find_plugin,
+)
 from platone_bal.adapters.mosquitto_plugins import PluginBuildError, build_plugin
 from platone_bal.adapters.mosquitto_plugins.journal import MosquittoJournal
-from platone_bal.domain.broker_policy import SERVICE_ROLE, SERVICE_RULES
+
+__all__ = [
+    "SERVICE_USERNAME",
+    "ManagedMosquitto",
+    "MosquittoConfig",
+    "private_socket_path",
+]
+"""What the node's composition root (`app`) takes from here to run its broker."""
 
 log = logging.getLogger(__name__)
 
-SERVICE_USERNAME = "bal-service"
-ADMIN_ROLE_ACLS = [
-    ("publishClientSend", "$CONTROL/dynamic-security/#"),
-    ("publishClientReceive", "$CONTROL/dynamic-security/#"),
-    ("subscribePattern", "$CONTROL/dynamic-security/#"),
-]
-"""The plugin's `admin` role as the service account needs it: the control topics only
-(its data rights come from the BAL's `bal:service` role)."""
-DEFAULT_ACL_ACCESS = {
-    "publishClientSend": False,
-    "publishClientReceive": False,
-    "subscribe": False,
-    "unsubscribe": True,
-}
-PLUGIN_PATHS = (
-    "/usr/lib/*/mosquitto_dynamic_security.so",
-    "/usr/lib/mosquitto_dynamic_security.so",
-)
 STOP_TIMEOUT = 10.0
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 """Loaded before any fork: the child only calls into it."""
-
-
-class MosquittoUnavailable(RuntimeError):
-    """Mosquitto is not installed or would not start."""
-
-
-@dataclass(frozen=True)
-class MosquittoConfig:
-    """Where the node's Mosquitto lives and what it listens on."""
-
-    directory: Path
-    bind: str
-    port: int
-    """The public plain-MQTT port (not opened under TLS)."""
-    tls_port: int
-    tls: tuple[Path, Path] | None
-    service_password: str
-    socket_path: Path
-    """The node's own way in: a Unix socket in a directory only the node's user reaches."""
-    binary: str | None = None
-    autosave_changes: int = 1
-    """Changes between two saves of Mosquitto's state (BAL_MOSQUITTO_AUTOSAVE)."""
-    journal: bool = True
-    """Journal each ingest publish before its PUBACK (BAL_MOSQUITTO_JOURNAL)."""
-    journal_fsync: bool = False
-    """Flush each journal record to disk: also survives power loss, one flush per message."""
-    journal_segment_bytes: int = 64 * 1024 * 1024
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket_path}"
-
-
-def find_binary(configured: str | None = None) -> str:
-    for candidate in (configured, "mosquitto", "/usr/sbin/mosquitto"):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    raise MosquittoUnavailable(
-        "mosquitto is not installed (apt-get install mosquitto); `make run` installs it"
-    )
-
-
-def find_plugin() -> Path:
-    for pattern in PLUGIN_PATHS:
-        found = sorted(Path("/").glob(pattern.lstrip("/")))
-        if found:
-            return found[0]
-    raise MosquittoUnavailable("Mosquitto's dynamic security plugin is missing")
-
-
-def dynsec_client(username: str, password: str, role: str) -> dict[str, object]:
-    """A plugin client entry with the plugin's own hash (PBKDF2-SHA512, 12-byte salt)."""
-    salt = os.urandom(12)
-    iterations = 101
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return {
-        "username": username,
-        "password": base64.b64encode(digest).decode(),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": iterations,
-        "roles": [{"rolename": role}],
-    }
-
-
-def initial_dynsec_state(service_password: str) -> dict[str, object]:
-    """What the plugin holds before the BAL's first sync: the service account alone,
-    with the roles the sync would give it (a role given later would disconnect the
-    sync's own connection), everything else denied."""
-
-    def role(name: str, acls: list[tuple[str, str]]) -> dict[str, object]:
-        entries = [
-            {"acltype": kind, "topic": topic, "priority": 0, "allow": True} for kind, topic in acls
-        ]
-        return {"rolename": name, "acls": entries}
-
-    service = dynsec_client(SERVICE_USERNAME, service_password, "admin")
-    service["roles"] = [{"rolename": "admin"}, {"rolename": SERVICE_ROLE}]
-    service_acls = sorted((ACL_TYPE[rule.action], rule.topic_filter) for rule in SERVICE_RULES)
-    return {
-        "defaultACLAccess": DEFAULT_ACL_ACCESS,
-        "clients": [service],
-        "groups": [],
-        "roles": [role("admin", ADMIN_ROLE_ACLS), role(SERVICE_ROLE, service_acls)],
-    }
-
-
-def render_config(
-    config: MosquittoConfig,
-    plugin: Path,
-    user: str,
-    journal_plugin: Path | None = None,
-    throttle_plugin: Path | None = None,
-) -> str:
-    """mosquitto.conf for the node's broker; rewritten at every start from settings."""
-    directory = config.directory.resolve()
-    lines = [
-        "# Written by `bal up` at every start; edit the BAL's settings instead.",
-        f"pid_file {directory}/mosquitto.pid",
-        f"user {user}",
-        "per_listener_settings false",
-        "allow_anonymous false",
-    ]
-    if throttle_plugin is not None:
-        lines += [
-            "# Failed logins slow down (before Dynamic Security looks at a password)",
-            f"plugin {throttle_plugin.resolve()}",
-            f"plugin_opt_exempt {SERVICE_USERNAME}",
-        ]
-    lines += [
-        f"plugin {plugin}",
-        f"plugin_opt_config_file {directory}/dynamic-security.json",
-    ]
-    if journal_plugin is not None:
-        lines += [
-            "# Each ingest publish is on record before its PUBACK",
-            f"plugin {journal_plugin.resolve()}",
-            f"plugin_opt_dir {directory}/journal",
-            f"plugin_opt_segment_bytes {config.journal_segment_bytes}",
-            f"plugin_opt_fsync {'true' if config.journal_fsync else 'false'}",
-        ]
-    lines += [
-        "",
-        "# Nothing acknowledged is dropped: save after every change, queue without limit",
-        "persistence true",
-        f"persistence_location {directory}/",
-        "autosave_on_changes true",
-        f"autosave_interval {config.autosave_changes}",
-        "max_queued_messages 10000000",
-        "max_inflight_messages 0",
-        "queue_qos0_messages true",
-        "",
-        "log_dest stdout",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "connection_messages false",
-        "",
-        "# The node's own connections: a Unix socket in a private directory",
-        f"listener 0 {config.socket_path}",
-        "",
-        "# Devices and users: the client id is the login, so a session is its login's",
-    ]
-    if config.tls is None:
-        lines += [f"listener {config.port} {config.bind}", "use_username_as_clientid true"]
-    else:
-        cert, key = config.tls
-        lines += [
-            f"listener {config.tls_port} {config.bind}",
-            "use_username_as_clientid true",
-            f"certfile {cert.resolve()}",
-            f"keyfile {key.resolve()}",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def _die_with_parent() -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from platone_bal.web.pages import HERE, bad_csrf, not_signed_in, router
+from platone_bal.web.pages import router
+from platone_bal.web.pages.sign_in import bad_csrf, not_signed_in
 from platone_bal.web.session import BadCsrfToken, NotSignedIn
 
+STATIC = Path(__file__).parent / "static"
 SESSION_HOURS = 8
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -59,4 +62,4 @@ def install_dashboard(api: FastAPI, session_key: str | None = None, secure: bool
     api.add_exception_handler(NotSignedIn, lambda request, _: not_signed_in(request))
     api.add_exception_handler(BadCsrfToken, lambda request, _: bad_csrf(request))
     api.include_router(router)  # before the mount: /static/vendor/... is a route
-    api.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
