@@ -39,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from platone_bal.simulate import one_reading_payload
 from tests.conftest import free_port, require_binary
+from tests.integration.stores import store_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BAL = Path(sys.executable).with_name("bal")
@@ -93,7 +94,7 @@ class BalProcess:
         self.mqtt_tls_port = free_port()  # not opened (no TLS), but must not collide
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.rpc_url = f"http://127.0.0.1:{self.chain_rpc_port}"
-        self.extra_env = dict(env or {})
+        self.extra_env = {**store_env(), **(env or {})}
         self.anchor_interval = anchor_interval
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

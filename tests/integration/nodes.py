@@ -15,6 +15,7 @@ from platone_bal.app import Node
 from platone_bal.config import Settings
 from platone_bal.simulate import connect
 from tests.conftest import free_port
+from tests.integration.stores import store_settings
 
 ADMIN_PASSWORD = "admin-pass-1"
 
@@ -30,7 +31,7 @@ class NodeThread:
             mqtt_tls_port=free_port(),
             chain_rpc_port=free_port(),
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-            **settings,  # type: ignore[arg-type]
+            **{**store_settings(), **settings},  # type: ignore[arg-type]
         )
         self.node = Node(self.settings)
         self.node.bootstrap_admin()

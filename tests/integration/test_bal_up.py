@@ -14,15 +14,20 @@ import httpx
 from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_XML, free_port
 from tests.integration.nodes import wait_for
+from tests.integration.stores import store_env
 
 
 def start(data_dir: Path, http_port: int, mqtt_port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "BAL_DATA_DIR": str(data_dir),
-        "BAL_HTTP_PORT": str(http_port),
-        "BAL_MQTT_PORT": str(mqtt_port),
-        "BAL_CHAIN_RPC_PORT": str(free_port()),
-    }
+    env = (
+        os.environ
+        | store_env()
+        | {
+            "BAL_DATA_DIR": str(data_dir),
+            "BAL_HTTP_PORT": str(http_port),
+            "BAL_MQTT_PORT": str(mqtt_port),
+            "BAL_CHAIN_RPC_PORT": str(free_port()),
+        }
+    )
     env.pop("BAL_ADMIN_PASSWORD", None)
     bal = Path(sys.executable).with_name("bal")
     return subprocess.Popen(

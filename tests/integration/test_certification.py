@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
 from tests.integration.nodes import publish_as_producer1 as publish
+from tests.integration.stores import execute, settings_env, store_env
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -126,12 +126,15 @@ def test_audit_names_the_index_of_a_changed_value(node: NodeThread) -> None:
     )
     node.node.request_stop()
     node._thread.join(20)
-    env = {"BAL_DATA_DIR": str(node.settings.data_dir), "BAL_CHAIN_RPC_PORT": "0"}
+    env = {
+        "BAL_DATA_DIR": str(node.settings.data_dir),
+        "BAL_CHAIN_RPC_PORT": "0",
+        **settings_env(node.settings),
+    }
     clean = runner.invoke(app, ["audit"], env=env)
     assert clean.exit_code == 0, clean.output
     assert "AUDIT OK" in clean.output and "4 readings" in clean.output
-    with sqlite3.connect(node.settings.data_dir / "scd.sqlite3") as db:
-        db.execute("UPDATE readings SET value = '3.46' WHERE idx = 1")
+    execute(node.settings, "UPDATE readings SET value = '3.46' WHERE idx = 1")
     broken = runner.invoke(app, ["audit"], env=env)
     assert broken.exit_code == 1
     assert "index 1" in broken.output and "value" in broken.output
@@ -140,14 +143,18 @@ def test_audit_names_the_index_of_a_changed_value(node: NodeThread) -> None:
 def test_old_proofs_verify_after_kill_9_and_restart(tmp_path: Path) -> None:
     """`bal up` as a process, killed with SIGKILL: the chain in the data dir keeps the anchor."""
     http_port, mqtt_port, rpc_port = free_port(), free_port(), free_port()
-    env = os.environ | {
-        "BAL_DATA_DIR": str(tmp_path / "data"),
-        "BAL_HTTP_PORT": str(http_port),
-        "BAL_MQTT_PORT": str(mqtt_port),
-        "BAL_CHAIN_RPC_PORT": str(rpc_port),
-        "BAL_ADMIN_PASSWORD": "admin-pass-1",
-        "BAL_ANCHOR_INTERVAL": "0.5",
-    }
+    env = (
+        os.environ
+        | store_env()
+        | {
+            "BAL_DATA_DIR": str(tmp_path / "data"),
+            "BAL_HTTP_PORT": str(http_port),
+            "BAL_MQTT_PORT": str(mqtt_port),
+            "BAL_CHAIN_RPC_PORT": str(rpc_port),
+            "BAL_ADMIN_PASSWORD": "admin-pass-1",
+            "BAL_ANCHOR_INTERVAL": "0.5",
+        }
+    )
     bal = str(Path(sys.executable).with_name("bal"))
     base = f"http://127.0.0.1:{http_port}"
 

@@ -26,6 +26,7 @@ from platone_bal.adapters.tls import ensure_self_signed, fingerprint
 from platone_bal.simulate import connect
 from tests.conftest import SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.stores import store_env
 
 
 @pytest.fixture
@@ -159,13 +160,17 @@ def test_devices_publish_over_mqtt_with_tls_only(node: NodeThread) -> None:
 
 def test_bal_up_tls_makes_a_certificate_and_prints_its_fingerprint(tmp_path: Path) -> None:
     http_port = free_port()
-    env = os.environ | {
-        "BAL_DATA_DIR": str(tmp_path / "data"),
-        "BAL_HTTP_PORT": str(http_port),
-        "BAL_MQTT_TLS_PORT": str(free_port()),
-        "BAL_CHAIN_RPC_PORT": "0",
-        "BAL_ADMIN_PASSWORD": "admin-pass-1",
-    }
+    env = (
+        os.environ
+        | store_env()
+        | {
+            "BAL_DATA_DIR": str(tmp_path / "data"),
+            "BAL_HTTP_PORT": str(http_port),
+            "BAL_MQTT_TLS_PORT": str(free_port()),
+            "BAL_CHAIN_RPC_PORT": "0",
+            "BAL_ADMIN_PASSWORD": "admin-pass-1",
+        }
+    )
     log = tmp_path / "up.log"
     bal = Path(sys.executable).with_name("bal")
     process = subprocess.Popen(

@@ -31,8 +31,10 @@ def producer_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -
     grants = ctx.grants.grants_of(user)
     requests = [g for g in grants if g.status_at(now) is GrantStatus.REQUESTED]
     active = [g for g in grants if g.status_at(now) is GrantStatus.ACCEPTED]
-    hour_ago = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    activity = ctx.store.device_activity(user.username, hour_ago)
+    # counts are kept per clock hour: the window runs from the start of the last hour
+    since = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    minutes = max((now - since).total_seconds() / 60, 1.0)
+    activity = ctx.store.device_activity(user.username, since.strftime("%Y-%m-%dT%H:%M:%S"))
     registered = {d.device_id: d for d in ctx.store.list_devices(user.username)}
     devices = [
         {
@@ -41,7 +43,7 @@ def producer_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -
             "login": registered[name].login if name in registered else None,
             "disabled": registered[name].disabled if name in registered else False,
             "last_seen": activity.get(name, (None, 0))[0],
-            "per_minute": round(activity.get(name, (None, 0))[1] / 60, 2),
+            "per_minute": round(activity.get(name, (None, 0))[1] / minutes, 2),
         }
         for name in sorted(set(registered) | set(activity))
     ]
