@@ -128,6 +128,11 @@ def test_grant_chart_and_verify_in_a_real_browser(browser: Browser, node: NodeTh
     expect(consumer.locator("[data-status]").first).to_contain_text("readings of producer1")
     consumer.get_by_label("Device", exact=True).select_option("pmu1")
     expect(consumer.locator("[data-table] tbody tr")).to_have_count(1)  # one bus per series
+    # the history chart: the store's buckets of the same device and measurand
+    expect(consumer.locator("[data-history-chart] .main-svg").first).to_be_visible()
+    expect(consumer.locator("[data-history-caption]")).to_contain_text("summarised by the store")
+    consumer.get_by_label("History of this device and measurand").select_option("365")
+    expect(consumer.locator("[data-history-caption]")).to_contain_text("buckets of 105120 s")
     accessible(consumer, "consumer-chart")
 
     # A proof from the dashboard verifies, once its checkpoint is anchored.

@@ -152,7 +152,7 @@ def get_transactions(
     dataset = {
         key: value
         for key, value in wanted.model_dump(by_alias=True).items()
-        if value is not None and key not in ("limit", "cursor")
+        if value is not None and key not in ("limit", "cursor", "order")
     }
     audit(ctx, request, who, "transactions.read", (r.producer for r in readings), len(readings))
     return transactions_for(ctx.store, readings, dataset)

@@ -79,7 +79,53 @@ function setupReadings(section) {
     });
     table.querySelector("tbody").replaceChildren(...rows);
     table.hidden = false;
+    drawHistory(chosen[chosen.length - 1]);
   }
+
+  const historyForm = section.querySelector("[data-history]");
+  const historyFigure = section.querySelector("[data-history-figure]");
+  const historyCaption = section.querySelector("[data-history-caption]");
+  let historyOf = null;
+
+  async function drawHistory(reading) {
+    // The store summarises every reading of the period into at most 300 buckets, so a
+    // year of a 10-second meter costs the browser 300 points, not 3 million.
+    if (!reading) return;
+    historyOf = reading;
+    const to = new Date();
+    const from = new Date(to.getTime() - Number(historyForm.period.value) * 86400e3);
+    const query = new URLSearchParams({
+      producer: reading.producer, device: reading.device, measurand: reading.measurand,
+      from: from.toISOString(), to: to.toISOString(), points: "300",
+    });
+    let series;
+    try {
+      series = await api(`/v1/series?${query}`);
+    } catch (error) {
+      historyCaption.textContent = `Could not load the history: ${error.message}`;
+      return;
+    }
+    if (historyOf !== reading) return;  // another series was chosen meanwhile
+    const x = series.buckets.map((b) => b.start);
+    Plotly.react(section.querySelector("[data-history-chart]"), [
+      { x, y: series.buckets.map((b) => b.max), mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" },
+      { x, y: series.buckets.map((b) => b.min), name: "min – max", mode: "lines", fill: "tonexty", line: { width: 0 } },
+      { x, y: series.buckets.map((b) => b.avg), name: "average", mode: "lines" },
+    ], {
+      margin: { t: 30, r: 20, b: 50, l: 60 },
+      title: { text: plain(`${reading.device} · ${reading.measurand}`) },
+      xaxis: { title: { text: "measurement time (UTC)" } },
+      yaxis: { title: { text: plain(reading.unit || "value") } },
+    }, { responsive: true, displaylogo: false });
+    const count = series.buckets.reduce((sum, b) => sum + b.count, 0);
+    historyCaption.textContent = `${count} readings of ${reading.device}, ${reading.measurand} ` +
+      `(every component and phase) in ${series.buckets.length} buckets of ` +
+      `${Math.round(series.bucket_seconds)} s, summarised by the store.`;
+    historyForm.hidden = false;
+    historyFigure.hidden = false;
+  }
+
+  historyForm.period.onchange = () => drawHistory(historyOf);
 
   async function load(producer) {
     status.textContent = `Loading ${producer}'s readings…`;
