@@ -11,11 +11,25 @@ passed as `bool`, which SQLite stores as the integer 0 or 1.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
+from platone_bal.domain.decisions import Decision
+from platone_bal.domain.devices import Device, DeviceKind
+from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.users import Client, Role, Scope, User
+from platone_bal.ports import StoredDecision
 
 Row = tuple[Any, ...]
+
+_T = TypeVar("_T")
+
+
+def unchanged(value: _T) -> _T:
+    """The conversion of a value the backend stores as it is."""
+    return value
+
 
 # users and platform clients
 
@@ -76,4 +90,137 @@ def client_values(client: Client) -> Row:
         " ".join(sorted(client.scopes)),
         client.secret_hash,
         client.disabled,
+    )
+
+
+# devices
+
+DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx"
+"""What `device_from_row` reads and `device_values` gives, in their order."""
+
+
+def device_from_row(row: Row, read_time: Callable[[Any], datetime]) -> Device:
+    """`read_time`: the stored `created` as an aware UTC datetime."""
+    producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx = row
+    return Device(
+        producer,
+        device_id,
+        DeviceKind(kind),
+        read_time(created),
+        public_key,
+        secret_hash,
+        bool(disabled),
+        chain_tx,
+    )
+
+
+def device_values(device: Device, stored_time: Callable[[datetime], object]) -> Row:
+    """`stored_time`: `created` as the backend stores a time."""
+    return (
+        device.producer,
+        device.device_id,
+        device.kind.value,
+        device.public_key,
+        device.secret_hash,
+        stored_time(device.created),
+        device.disabled,
+        device.chain_tx,
+    )
+
+
+# grants and their decisions
+
+GRANT_COLUMNS = (
+    "producer, consumer, status, devices, measurands, since, until, expires, created,"
+    " modified, reason, decided_by"
+)
+"""What `grant_values` gives; `grant_from_row` reads `id, ` and these."""
+
+
+def grant_from_row(
+    row: Row,
+    *,
+    read_names: Callable[[Any], Iterable[str]],
+    read_time: Callable[[Any], datetime],
+    read_optional_time: Callable[[Any], datetime],
+) -> Grant:
+    """`read_names`: a stored device or measurand set that is not NULL (NULL: all);
+    `read_time`: `created` and `modified`; `read_optional_time`: `since`, `until` and
+    `expires` when they are not NULL."""
+    (grant_id, producer, consumer, status, devices, measurands, since, until, expires,
+     created, modified, reason, decided_by) = row  # fmt: skip
+
+    def names(stored: Any) -> frozenset[str] | None:
+        return None if stored is None else frozenset(read_names(stored))
+
+    def moment(stored: Any) -> datetime | None:
+        return None if stored is None else read_optional_time(stored)
+
+    return Grant(
+        id=grant_id,
+        consumer=consumer,
+        scope=Slice(producer, names(devices), names(measurands), moment(since), moment(until)),
+        status=GrantStatus(status),
+        created=read_time(created),
+        modified=read_time(modified),
+        expires=moment(expires),
+        reason=reason,
+        decided_by=decided_by,
+    )
+
+
+def grant_values(
+    grant: Grant,
+    *,
+    stored_names: Callable[[list[str]], object],
+    stored_time: Callable[[datetime], object],
+) -> Row:
+    """`stored_names`: a device or measurand set, sorted, as the backend stores it
+    (None, "all", stays NULL); `stored_time`: a time that is not None."""
+    scope = grant.scope
+
+    def names(values: frozenset[str] | None) -> object:
+        return None if values is None else stored_names(sorted(values))
+
+    def moment(value: datetime | None) -> object:
+        return None if value is None else stored_time(value)
+
+    return (
+        scope.producer,
+        grant.consumer,
+        grant.status.value,
+        names(scope.devices),
+        names(scope.measurands),
+        moment(scope.since),
+        moment(scope.until),
+        moment(grant.expires),
+        stored_time(grant.created),
+        stored_time(grant.modified),
+        grant.reason,
+        grant.decided_by,
+    )
+
+
+DECISION_COLUMNS = (
+    "id, grant_id, status, decided_by, provider, consumer, topic, timestamp,"
+    " signature, signer, tx, block, chain_id, contract, error"
+)
+"""What `decision_from_row` reads, in its order."""
+DECISION_INSERT_COLUMNS = "grant_id, status, decided_by, provider, consumer, topic, timestamp"
+"""What `decision_values` gives, in its order."""
+
+
+def decision_from_row(row: Row) -> StoredDecision:
+    return StoredDecision(row[0], Decision(row[1], GrantStatus(row[2]), *row[3:8]), *row[8:])
+
+
+def decision_values(decision: Decision) -> Row:
+    return (
+        decision.grant_id,
+        decision.status.value,
+        decision.decided_by,
+        decision.provider,
+        decision.consumer,
+        decision.topic,
+        decision.timestamp,
     )
