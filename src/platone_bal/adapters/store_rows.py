@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device, DeviceKind
 from platone_bal.domain.grants import Grant, GrantStatus, Slice
@@ -223,4 +224,45 @@ def decision_values(decision: Decision) -> Row:
         decision.consumer,
         decision.topic,
         decision.timestamp,
+    )
+
+
+# checkpoints and anchors
+
+CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
+"""What `checkpoint_from_row` reads and `checkpoint_values` gives, in their order."""
+
+
+def checkpoint_from_row(row: Row) -> SignedCheckpoint:
+    log, size, root, time, signature, signer = row
+    return SignedCheckpoint(Checkpoint(log, size, bytes(root), time), signature, signer)
+
+
+def checkpoint_values(signed: SignedCheckpoint) -> Row:
+    c = signed.checkpoint
+    return (c.log, c.size, c.root, c.time, signed.signature, signed.signer)
+
+
+ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
+"""What `anchor_from_row` reads, in its order."""
+ANCHOR_INSERT_COLUMNS = "log, size, root, chain_id, contract, tx, block, time"
+"""What `anchor_values` gives, in its order."""
+
+
+def anchor_from_row(row: Row) -> tuple[int, Anchor]:
+    """(row id, anchor)."""
+    row_id, log, size, root, chain_id, contract, tx, block, time = row
+    return row_id, Anchor(log, size, bytes(root), chain_id, contract, tx, block, time)
+
+
+def anchor_values(anchor: Anchor) -> Row:
+    return (
+        anchor.log,
+        anchor.size,
+        anchor.root,
+        anchor.chain_id,
+        anchor.contract,
+        anchor.tx,
+        anchor.block,
+        anchor.time,
     )

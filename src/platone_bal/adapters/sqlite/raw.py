@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from platone_bal.adapters.sqlite.access_log import PRODUCERS
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
+from platone_bal.adapters.store_rows import ANCHOR_COLUMNS
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import RawRecord
 
@@ -13,7 +14,6 @@ _READING_RAW = (
 )  # fmt: skip
 """Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
 _AUDIT_RAW = ("time", "who", "action", "producers")
-_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
 
 class SqliteRaw(SqliteDatabase):
@@ -67,7 +67,7 @@ class SqliteRaw(SqliteDatabase):
         self, log: str, after: int, limit: int
     ) -> list[tuple[int, object, object, object, object, object, object, object]]:
         rows = self._connection().execute(
-            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
+            f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
             (log, after, limit),
         )
         return [
