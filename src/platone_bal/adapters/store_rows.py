@@ -11,6 +11,7 @@ passed as `bool`, which SQLite stores as the integer 0 or 1.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,8 +20,10 @@ from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device, DeviceKind
 from platone_bal.domain.grants import Grant, GrantStatus, Slice
+from platone_bal.domain.messages import MessageRecord
+from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Client, Role, Scope, User
-from platone_bal.ports import StoredDecision
+from platone_bal.ports import AccessRow, ReadingRow, StoredDecision, StoredReading
 
 Row = tuple[Any, ...]
 
@@ -266,3 +269,97 @@ def anchor_values(anchor: Anchor) -> Row:
         anchor.block,
         anchor.time,
     )
+
+
+# messages, readings and the access log (what a transaction writes)
+
+MESSAGE_COLUMNS = (
+    "received, channel, topic, producer, sender, digest, size, payload, format, outcome, readings"
+)
+"""What `message_values` gives, in its order (PostgreSQL adds its id and partition key)."""
+
+
+def message_values(record: MessageRecord) -> Row:
+    """`received` as RFC 3339 text; `readings` is how many the message held."""
+    return (
+        format_time(record.received),
+        record.channel.value,
+        record.topic,
+        record.producer,
+        record.sender,
+        record.digest,
+        record.size,
+        record.payload,
+        record.format,
+        record.outcome.value,
+        len(record.readings),
+    )
+
+
+READING_LEAF_COLUMNS = (
+    "log, idx, producer, owner, device, time, measurand, value, unit, attrs, format, received, leaf"
+)
+"""What `reading_leaf_values` gives, in its order: a reading's place in its log and its
+leaf's fields (the message and PostgreSQL's derived columns are each backend's)."""
+
+
+def reading_leaf_values(row: ReadingRow) -> Row:
+    """Text exactly as in the leaf, attrs as compact JSON in the leaf's key order, and
+    the leaf bytes as hashed."""
+    leaf = row.record.leaf
+    return (
+        row.log,
+        row.index,
+        leaf["producer"],
+        leaf["owner"],
+        leaf["device"],
+        leaf["time"],
+        leaf["measurand"],
+        leaf["value"],
+        leaf["unit"],
+        json.dumps(leaf["attrs"], separators=(",", ":")),
+        leaf["source"]["format"],
+        leaf["source"]["received"],
+        row.record.leaf_bytes,
+    )
+
+
+def stored_reading_from_row(row: Row) -> StoredReading:
+    """From (id, log, idx, producer, owner, device, time, measurand, value, unit,
+    attrs, format, received, message digest)."""
+    return StoredReading(
+        id=row[0],
+        log=row[1],
+        index=row[2],
+        producer=row[3],
+        owner=row[4],
+        device=row[5],
+        time=row[6],
+        measurand=row[7],
+        value=row[8],
+        unit=row[9],
+        attrs=json.loads(row[10]),
+        format=row[11],
+        received=row[12],
+        message=row[13],
+    )
+
+
+ACCESS_ENTRY_COLUMNS = "idx, time, who, action, leaf"
+"""What `access_entry_values` gives, in its order (the producers have a table of their own)."""
+
+
+def access_entry_values(row: AccessRow) -> Row:
+    return (row.index, format_time(row.entry.time), row.entry.who, row.entry.action, row.leaf)
+
+
+def indexed_leaves(rows: Iterable[Row]) -> list[tuple[int, bytes]]:
+    """(index, leaf bytes) from rows of (idx, leaf)."""
+    return [(int(index), bytes(leaf)) for index, leaf in rows]
+
+
+def audit_column_rows(rows: Iterable[Row]) -> list[tuple[int, str, str, str, str]]:
+    """(index, time, who, action, producers) from rows of the same."""
+    return [
+        (int(index), time, who, action, producers) for index, time, who, action, producers in rows
+    ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase, is_row_id
+from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import (
@@ -124,7 +124,7 @@ class SqliteReadings(SqliteDatabase):
             "SELECT idx, leaf FROM readings WHERE log = ? AND idx >= ? ORDER BY idx LIMIT ?",
             (log, start, limit),
         )
-        return [(int(index), bytes(leaf)) for index, leaf in rows]
+        return indexed_leaves(rows)
 
     def readings(self, query: ReadingQuery) -> list[StoredReading]:
         clauses: list[str] = ["r.id > ?"]
@@ -166,25 +166,7 @@ class SqliteReadings(SqliteDatabase):
             f" WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit),
         )
-        return [
-            StoredReading(
-                id=row[0],
-                log=row[1],
-                index=row[2],
-                producer=row[3],
-                owner=row[4],
-                device=row[5],
-                time=row[6],
-                measurand=row[7],
-                value=row[8],
-                unit=row[9],
-                attrs=json.loads(row[10]),
-                format=row[11],
-                received=row[12],
-                message=row[13],
-            )
-            for row in rows
-        ]
+        return [stored_reading_from_row(row) for row in rows]
 
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]:
         clauses: list[str] = ["j.id > ?"]
