@@ -23,7 +23,7 @@ from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.messages import MessageRecord
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Client, Role, Scope, User
-from platone_bal.ports import AccessRow, ReadingRow, StoredDecision, StoredReading
+from platone_bal.ports import AccessRow, RawRecord, ReadingRow, StoredDecision, StoredReading
 
 Row = tuple[Any, ...]
 
@@ -362,4 +362,22 @@ def audit_column_rows(rows: Iterable[Row]) -> list[tuple[int, str, str, str, str
     """(index, time, who, action, producers) from rows of the same."""
     return [
         (int(index), time, who, action, producers) for index, time, who, action, producers in rows
+    ]
+
+
+# raw rows for `bal audit`: nothing converted
+
+RAW_READING_KEYS = (
+    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
+    "format", "received", "message", "message_id", "message_size", "payload_length",
+)  # fmt: skip
+"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
+RAW_AUDIT_KEYS = ("time", "who", "action", "producers")
+"""Keys of a bal-audit entry's RawRecord.columns, in the order `raw_records` selects them."""
+
+
+def raw_records_from_rows(rows: Iterable[Row], keys: tuple[str, ...]) -> list[RawRecord]:
+    """From rows of (index, leaf, *the columns named by `keys`)."""
+    return [
+        RawRecord(index, leaf, dict(zip(keys, rest, strict=True))) for index, leaf, *rest in rows
     ]
