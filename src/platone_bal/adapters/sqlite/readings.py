@@ -83,12 +83,9 @@ class SqliteReadings(SqliteDatabase):
         if query.slices is not None:
             if not query.slices:
                 return []
-            alternatives = []
-            for part in query.slices:
-                where, values = _slice_clause(part)
-                alternatives.append(where)
-                params.extend(values)
-            clauses.append("(" + " OR ".join(alternatives) + ")")
+            where, values = _slices_clause(query.slices)
+            clauses.append(where)
+            params.extend(values)
         rows = self._connection().execute(
             f"SELECT (({_MICROS} - ?) * ?) / ? AS b,"  # noqa: S608
             " COUNT(*), MIN(CAST(r.value AS REAL)), MAX(CAST(r.value AS REAL)),"
@@ -149,12 +146,9 @@ class SqliteReadings(SqliteDatabase):
         if query.slices is not None:
             if not query.slices:
                 return []
-            alternatives = []
-            for part in query.slices:
-                where, values = _slice_clause(part)
-                alternatives.append(where)
-                params.extend(values)
-            clauses.append("(" + " OR ".join(alternatives) + ")")
+            where, values = _slices_clause(query.slices)
+            clauses.append(where)
+            params.extend(values)
         order = "r.id DESC" if query.newest_first else "r.id"
         return self._reading_rows(" AND ".join(clauses), params, query.limit, order)
 
@@ -224,3 +218,13 @@ def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
         clauses.append("r.time < ?")
         values.append(format_time(part.until))
     return "(" + " AND ".join(clauses) + ")", values
+
+
+def _slices_clause(slices: tuple[Slice, ...]) -> tuple[str, list[Any]]:
+    """SQL condition (on readings `r`) for "inside one of `slices`" (one at least)."""
+    alternatives, params = [], []
+    for part in slices:
+        where, values = _slice_clause(part)
+        alternatives.append(where)
+        params.extend(values)
+    return "(" + " OR ".join(alternatives) + ")", params
