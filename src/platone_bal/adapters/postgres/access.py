@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
+from platone_bal.adapters.store_rows import audit_column_rows, indexed_leaves
 
 PRODUCERS_TEXT = (
     "' ' || COALESCE((SELECT string_agg(p.producer, ' ' ORDER BY p.pos)"
@@ -51,13 +52,13 @@ class AccessTables(PoolUser):
                 " WHERE p.producer = %s AND p.idx > %s ORDER BY p.idx LIMIT %s",
                 (producer, after, limit),
             )
-            return [(int(index), bytes(leaf)) for index, leaf in rows]
+            return indexed_leaves(rows)
         rows = self._all(
             f"SELECT a.idx, a.leaf FROM audit a WHERE {' AND '.join(clauses)}"  # noqa: S608
             " ORDER BY a.idx LIMIT %s",
             (*params, limit),
         )
-        return [(int(index), bytes(leaf)) for index, leaf in rows]
+        return indexed_leaves(rows)
 
     def audit_columns(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
         rows = self._all(
@@ -65,7 +66,4 @@ class AccessTables(PoolUser):
             " WHERE a.idx > %s ORDER BY a.idx LIMIT %s",
             (after, limit),
         )
-        return [
-            (int(index), time, who, action, producers)
-            for index, time, who, action, producers in rows
-        ]
+        return audit_column_rows(rows)

@@ -93,10 +93,6 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
-
-
 def rfc3339(text: str) -> datetime:
     """A time the store wrote as text (a leaf's `time` or `received`), as a timestamptz
     value; a time without an offset counts as UTC, as the dashboard's `since` does."""

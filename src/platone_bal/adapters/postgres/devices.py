@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import psycopg
 
-from platone_bal.adapters.postgres.base import PoolUser, Row, unavailable_on_faults, utc
-from platone_bal.domain.devices import Device, DeviceKind
+from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults, utc
+from platone_bal.adapters.store_rows import (
+    DEVICE_COLUMNS,
+    device_from_row,
+    device_values,
+    unchanged,
+)
+from platone_bal.domain.devices import Device
 from platone_bal.ports import UserExists
-
-_DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx"
 
 
 @unavailable_on_faults
@@ -22,41 +26,32 @@ class DeviceTables(PoolUser):
     def add_device(self, device: Device) -> None:
         try:
             self._run(
-                f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608 (constant)
+                f"INSERT INTO devices ({DEVICE_COLUMNS})"  # noqa: S608 (constant)
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    device.producer,
-                    device.device_id,
-                    device.kind.value,
-                    device.public_key,
-                    device.secret_hash,
-                    device.created,
-                    device.disabled,
-                    device.chain_tx,
-                ),
+                device_values(device, unchanged),
             )
         except psycopg.IntegrityError:
             raise UserExists(f"device {device.device_id!r} of {device.producer!r} exists") from None
 
     def get_device(self, producer: str, device_id: str) -> Device | None:
         row = self._one(
-            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE producer = %s AND device_id = %s",  # noqa: S608
+            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE producer = %s AND device_id = %s",  # noqa: S608
             (producer, device_id),
         )
-        return _device(row) if row else None
+        return device_from_row(row, utc) if row else None
 
     def list_devices(self, producer: str | None = None) -> list[Device]:
         if producer:
             rows = self._all(
-                f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE producer = %s"  # noqa: S608
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE producer = %s"  # noqa: S608
                 " ORDER BY producer, device_id",
                 (producer,),
             )
         else:
             rows = self._all(
-                f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY producer, device_id"  # noqa: S608
+                f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY producer, device_id"  # noqa: S608
             )
-        return [_device(row) for row in rows]
+        return [device_from_row(row, utc) for row in rows]
 
     def disable_device(self, producer: str, device_id: str) -> bool:
         changed = self._run(
@@ -70,17 +65,3 @@ class DeviceTables(PoolUser):
             "UPDATE devices SET chain_tx = %s WHERE producer = %s AND device_id = %s",
             (tx, producer, device_id),
         )
-
-
-def _device(row: Row) -> Device:
-    producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx = row
-    return Device(
-        producer,
-        device_id,
-        DeviceKind(kind),
-        utc(created),
-        public_key,
-        secret_hash,
-        bool(disabled),
-        chain_tx,
-    )

@@ -17,20 +17,20 @@ from platone_bal.adapters.postgres.base import (
     is_row_id,
     unavailable_on_faults,
     utc,
-    utc_or_none,
+)
+from platone_bal.adapters.store_rows import (
+    DECISION_COLUMNS,
+    DECISION_INSERT_COLUMNS,
+    GRANT_COLUMNS,
+    decision_from_row,
+    decision_values,
+    grant_from_row,
+    grant_values,
+    unchanged,
 )
 from platone_bal.domain.decisions import Decision
-from platone_bal.domain.grants import Grant, GrantStatus, Slice
+from platone_bal.domain.grants import Grant
 from platone_bal.ports import StoredDecision
-
-_GRANT_FIELDS = (
-    "producer, consumer, status, devices, measurands, since, until, expires, created,"
-    " modified, reason, decided_by"
-)
-_DECISION_COLUMNS = (
-    "id, grant_id, status, decided_by, provider, consumer, topic, timestamp,"
-    " signature, signer, tx, block, chain_id, contract, error"
-)
 
 
 @unavailable_on_faults
@@ -40,9 +40,9 @@ class GrantTables(PoolUser):
     def add_grant(self, grant: Grant, decision: Decision) -> Grant:
         with self._pool.connection() as conn, conn.transaction():
             row = conn.execute(
-                f"INSERT INTO grants ({_GRANT_FIELDS}) VALUES ({', '.join(['%s'] * 12)})"  # noqa: S608
+                f"INSERT INTO grants ({GRANT_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"  # noqa: S608
                 " RETURNING id",
-                _grant_row(grant),
+                _grant_values(grant),
             ).fetchone()
             assert row is not None
             grant = replace(grant, id=int(row[0]))
@@ -50,11 +50,11 @@ class GrantTables(PoolUser):
         return grant
 
     def save_grant(self, grant: Grant, decision: Decision | None = None) -> None:
-        assignments = ", ".join(f"{name} = %s" for name in _GRANT_FIELDS.split(", "))
+        assignments = ", ".join(f"{name} = %s" for name in GRANT_COLUMNS.split(", "))
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 f"UPDATE grants SET {assignments} WHERE id = %s",  # noqa: S608
-                (*_grant_row(grant), grant.id),
+                (*_grant_values(grant), grant.id),
             )
             if decision is not None:
                 _add_decision(conn, decision)
@@ -76,7 +76,7 @@ class GrantTables(PoolUser):
 
     def _grants(self, where: str, params: tuple[Any, ...]) -> list[Grant]:
         rows = self._all(
-            f"SELECT id, {_GRANT_FIELDS} FROM grants WHERE {where} ORDER BY id DESC",  # noqa: S608
+            f"SELECT id, {GRANT_COLUMNS} FROM grants WHERE {where} ORDER BY id DESC",  # noqa: S608
             params,
         )
         return [_grant(row) for row in rows]
@@ -105,68 +105,22 @@ class GrantTables(PoolUser):
         return self._decisions("grant_id = %s ORDER BY id", (grant_id,))
 
     def _decisions(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
-        rows = self._all(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {where}", params)  # noqa: S608
-        return [
-            StoredDecision(row[0], Decision(row[1], GrantStatus(row[2]), *row[3:8]), *row[8:])
-            for row in rows
-        ]
+        rows = self._all(f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where}", params)  # noqa: S608
+        return [decision_from_row(row) for row in rows]
 
 
 def _add_decision(conn: Connection, decision: Decision) -> None:
     conn.execute(
-        "INSERT INTO decisions (grant_id, status, decided_by, provider, consumer, topic,"
-        " timestamp) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (
-            decision.grant_id,
-            decision.status.value,
-            decision.decided_by,
-            decision.provider,
-            decision.consumer,
-            decision.topic,
-            decision.timestamp,
-        ),
+        f"INSERT INTO decisions ({DECISION_INSERT_COLUMNS})"  # noqa: S608 (constant)
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        decision_values(decision),
     )
 
 
-def _names(values: frozenset[str] | None) -> list[str] | None:
-    return None if values is None else sorted(values)
-
-
-def _grant_row(grant: Grant) -> tuple[Any, ...]:
-    scope = grant.scope
-    return (
-        scope.producer,
-        grant.consumer,
-        grant.status.value,
-        _names(scope.devices),
-        _names(scope.measurands),
-        scope.since,
-        scope.until,
-        grant.expires,
-        grant.created,
-        grant.modified,
-        grant.reason,
-        grant.decided_by,
-    )
+def _grant_values(grant: Grant) -> Row:
+    """A grant's columns: times as timestamptz, device and measurand sets as text[]."""
+    return grant_values(grant, stored_names=unchanged, stored_time=unchanged)
 
 
 def _grant(row: Row) -> Grant:
-    (grant_id, producer, consumer, status, devices, measurands, since, until, expires,
-     created, modified, reason, decided_by) = row  # fmt: skip
-
-    def names(values: list[str] | None) -> frozenset[str] | None:
-        return None if values is None else frozenset(values)
-
-    return Grant(
-        id=grant_id,
-        consumer=consumer,
-        scope=Slice(
-            producer, names(devices), names(measurands), utc_or_none(since), utc_or_none(until)
-        ),
-        status=GrantStatus(status),
-        created=utc(created),
-        modified=utc(modified),
-        expires=utc_or_none(expires),
-        reason=reason,
-        decided_by=decided_by,
-    )
+    return grant_from_row(row, read_names=unchanged, read_time=utc, read_optional_time=utc)

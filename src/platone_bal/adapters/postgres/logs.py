@@ -15,16 +15,21 @@ from platone_bal.adapters.postgres.base import (
     Connection,
     Pool,
     PoolUser,
-    Row,
     is_row_id,
     unavailable_on_faults,
 )
-from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
+from platone_bal.adapters.store_rows import (
+    ANCHOR_COLUMNS,
+    ANCHOR_INSERT_COLUMNS,
+    CHECKPOINT_COLUMNS,
+    anchor_from_row,
+    anchor_values,
+    checkpoint_from_row,
+    checkpoint_values,
+)
+from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.merkle import BatchNodeReader
 from platone_bal.ports import NodeKey
-
-_CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
-_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
 
 def fetch_nodes(conn: Connection, log: str, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
@@ -80,19 +85,18 @@ class LogTables(PoolUser):
     # checkpoints
 
     def add_checkpoint(self, signed: SignedCheckpoint) -> None:
-        c = signed.checkpoint
         self._run(
-            f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS})"  # noqa: S608 (constant)
+            f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS})"  # noqa: S608 (constant)
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (c.log, c.size, c.root, c.time, signed.signature, signed.signer),
+            checkpoint_values(signed),
         )
 
     def _checkpoints(self, where: str, params: tuple[Any, ...]) -> list[SignedCheckpoint]:
         rows = self._all(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}",  # noqa: S608
+            f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}",  # noqa: S608
             params,
         )
-        return [_checkpoint(row) for row in rows]
+        return [checkpoint_from_row(row) for row in rows]
 
     def _first_checkpoint(self, where: str, params: tuple[Any, ...]) -> SignedCheckpoint | None:
         return next(iter(self._checkpoints(where, params)), None)
@@ -129,23 +133,14 @@ class LogTables(PoolUser):
 
     def add_anchor(self, anchor: Anchor) -> None:
         self._run(
-            "INSERT INTO anchors (log, size, root, chain_id, contract, tx, block, time)"
+            f"INSERT INTO anchors ({ANCHOR_INSERT_COLUMNS})"  # noqa: S608 (constant)
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (
-                anchor.log,
-                anchor.size,
-                anchor.root,
-                anchor.chain_id,
-                anchor.contract,
-                anchor.tx,
-                anchor.block,
-                anchor.time,
-            ),
+            anchor_values(anchor),
         )
 
     def _anchors(self, where: str, params: tuple[Any, ...]) -> list[tuple[int, Anchor]]:
-        rows = self._all(f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE {where}", params)  # noqa: S608
-        return [_anchor(row) for row in rows]
+        rows = self._all(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE {where}", params)  # noqa: S608
+        return [anchor_from_row(row) for row in rows]
 
     def _first_anchor(self, where: str, params: tuple[Any, ...]) -> Anchor | None:
         found = self._anchors(where, params)
@@ -185,13 +180,3 @@ class LogTables(PoolUser):
             " ON CONFLICT (log) DO UPDATE SET position = excluded.position",
             (log, position),
         )
-
-
-def _checkpoint(row: Row) -> SignedCheckpoint:
-    log, size, root, time, signature, signer = row
-    return SignedCheckpoint(Checkpoint(log, int(size), bytes(root), time), signature, signer)
-
-
-def _anchor(row: Row) -> tuple[int, Anchor]:
-    row_id, log, size, root, chain_id, contract, tx, block, time = row
-    return int(row_id), Anchor(log, size, bytes(root), chain_id, contract, tx, block, time)

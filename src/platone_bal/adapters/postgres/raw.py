@@ -2,23 +2,17 @@
 
 Nothing here is converted beyond what psycopg does for the column's type (bytea to
 bytes, bigint to int, text to str), so a row someone changed by hand reaches the audit
-as it is and becomes a finding that names it. The column sets and their keys are the
-SQLite store's, so the audit reads both backends alike.
+as it is and becomes a finding that names it. The column sets are the SQLite store's
+and their keys are `store_rows`' (shared with it), so the audit reads both backends alike.
 """
 
 from __future__ import annotations
 
 from platone_bal.adapters.postgres.access import PRODUCERS_TEXT
 from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
+from platone_bal.adapters.store_rows import RAW_AUDIT_KEYS, RAW_READING_KEYS, raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import RawRecord
-
-_READING_RAW = (
-    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
-    "format", "received", "message", "message_id", "message_size", "payload_length",
-)  # fmt: skip
-"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
-_AUDIT_RAW = ("time", "who", "action", "producers")
 
 
 @unavailable_on_faults
@@ -32,10 +26,7 @@ class RawTables(PoolUser):
                 " FROM audit a WHERE a.idx >= %s ORDER BY a.idx LIMIT %s",
                 (start, limit),
             )
-            return [
-                RawRecord(index, leaf, dict(zip(_AUDIT_RAW, rest, strict=True)))
-                for index, leaf, *rest in rows
-            ]
+            return raw_records_from_rows(rows, RAW_AUDIT_KEYS)
         # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
         rows = self._all(
             "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
@@ -45,10 +36,7 @@ class RawTables(PoolUser):
             " WHERE r.log = %s AND r.idx >= %s ORDER BY r.idx LIMIT %s",
             (log, start, limit),
         )
-        return [
-            RawRecord(index, leaf, dict(zip(_READING_RAW, rest, strict=True)))
-            for index, leaf, *rest in rows
-        ]
+        return raw_records_from_rows(rows, RAW_READING_KEYS)
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
         rows = self._all(

@@ -7,11 +7,11 @@ Pages are keyset pages on the id, as on SQLite; a time filter becomes a conditio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
-from platone_bal.adapters.postgres.base import PoolUser, Row, is_row_id, unavailable_on_faults
+from platone_bal.adapters.postgres.base import PoolUser, is_row_id, unavailable_on_faults
+from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
 
@@ -99,7 +99,7 @@ class ReadingTables(PoolUser):
             f" WHERE {where} ORDER BY {order} LIMIT %s",
             (*params, limit),
         )
-        return [_reading(row) for row in rows]
+        return [stored_reading_from_row(row) for row in rows]
 
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
         if not is_row_id(index):
@@ -112,7 +112,7 @@ class ReadingTables(PoolUser):
             "SELECT idx, leaf FROM readings WHERE log = %s AND idx >= %s ORDER BY idx LIMIT %s",
             (log, start, limit),
         )
-        return [(int(index), bytes(leaf)) for index, leaf in rows]
+        return indexed_leaves(rows)
 
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]:
         clauses: list[str] = ["j.id > %s"]
@@ -139,22 +139,3 @@ class ReadingTables(PoolUser):
             (sorted({digest for _, digest in wanted}),),
         )
         return {(producer, digest) for producer, digest in rows if (producer, digest) in wanted}
-
-
-def _reading(row: Row) -> StoredReading:
-    return StoredReading(
-        id=row[0],
-        log=row[1],
-        index=row[2],
-        producer=row[3],
-        owner=row[4],
-        device=row[5],
-        time=row[6],
-        measurand=row[7],
-        value=row[8],
-        unit=row[9],
-        attrs=json.loads(row[10]),
-        format=row[11],
-        received=row[12],
-        message=row[13],
-    )

@@ -12,7 +12,6 @@ writers wait for each other but never deadlock.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
@@ -29,27 +28,30 @@ from platone_bal.adapters.postgres.base import (
 )
 from platone_bal.adapters.postgres.logs import fetch_nodes
 from platone_bal.adapters.postgres.partitions import KnownDays, ensure_days
+from platone_bal.adapters.store_rows import (
+    ACCESS_ENTRY_COLUMNS,
+    MESSAGE_COLUMNS,
+    READING_LEAF_COLUMNS,
+    access_entry_values,
+    message_values,
+    reading_leaf_values,
+)
 from platone_bal.domain.merkle import Node
 from platone_bal.domain.messages import MessageRecord, Outcome
-from platone_bal.domain.readings import format_time
 from platone_bal.ports import AccessRow, NodeKey, ReadingRow
 
-_MESSAGE_COPY = (
-    "COPY messages (id, received_at, received, channel, topic, producer, sender, digest,"
-    " size, payload, format, outcome, readings) FROM STDIN (FORMAT BINARY)"
-)
+_MESSAGE_COPY = f"COPY messages (id, received_at, {MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _MESSAGE_TYPES = (
     "int8", "timestamptz", "text", "text", "text", "text", "text", "text", "int8", "bytea",
     "text", "text", "int4",
 )  # fmt: skip
 _READING_COPY = (
-    "COPY readings (time_at, message_id, message_at, message, log, idx, producer, owner,"
-    " device, time, measurand, value, number, unit, attrs, format, received, leaf)"
+    f"COPY readings (time_at, message_id, message_at, message, {READING_LEAF_COLUMNS}, number)"
     " FROM STDIN (FORMAT BINARY)"
 )
 _READING_TYPES = (
     "timestamptz", "int8", "timestamptz", "text", "text", "int8", "text", "text", "text",
-    "text", "text", "text", "float8", "text", "text", "text", "text", "bytea",
+    "text", "text", "text", "text", "text", "text", "text", "bytea", "float8",
 )  # fmt: skip
 
 
@@ -117,23 +119,7 @@ class PgTransaction:
             record = records[position]
             ids[position] = message_id
             self._messages[message_id] = (record.received, record.digest)
-            rows.append(
-                (
-                    message_id,
-                    record.received,
-                    format_time(record.received),
-                    record.channel.value,
-                    record.topic,
-                    record.producer,
-                    record.sender,
-                    record.digest,
-                    record.size,
-                    record.payload,
-                    record.format,
-                    record.outcome.value,
-                    len(record.readings),
-                )
-            )
+            rows.append((message_id, record.received, *message_values(record)))
         self._copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)
         return ids
 
@@ -164,20 +150,8 @@ class PgTransaction:
                     row.message_id,
                     received_at,
                     digest,
-                    row.log,
-                    row.index,
-                    leaf["producer"],
-                    leaf["owner"],
-                    leaf["device"],
-                    leaf["time"],
-                    leaf["measurand"],
-                    leaf["value"],
+                    *reading_leaf_values(row),
                     number(leaf["value"]),
-                    leaf["unit"],
-                    _compact(leaf["attrs"]),
-                    leaf["source"]["format"],
-                    leaf["source"]["received"],
-                    row.record.leaf_bytes,
                 )
             )
         self._ensure_days("readings", (utc(values[0]).date() for values in copied))
@@ -252,11 +226,8 @@ class PgTransaction:
         if not rows:
             return
         self._copy(
-            "COPY audit (idx, time, who, action, leaf) FROM STDIN",
-            (
-                (row.index, format_time(row.entry.time), row.entry.who, row.entry.action, row.leaf)
-                for row in rows
-            ),
+            f"COPY audit ({ACCESS_ENTRY_COLUMNS}) FROM STDIN",
+            (access_entry_values(row) for row in rows),
         )
         self._copy(
             "COPY audit_producers (idx, pos, producer) FROM STDIN",
@@ -283,8 +254,3 @@ class PgTransaction:
                 copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-
-
-def _compact(attrs: dict[str, Any]) -> str:
-    """attrs as the SQLite store keeps them: compact JSON, keys in the leaf's order."""
-    return json.dumps(attrs, separators=(",", ":"))

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import psycopg
 
-from platone_bal.adapters.postgres.base import PoolUser, Row, unavailable_on_faults
-from platone_bal.domain.users import Client, Role, Scope, User
+from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
+from platone_bal.adapters.store_rows import (
+    CLIENT_COLUMNS,
+    CLIENT_INSERT_COLUMNS,
+    USER_COLUMNS,
+    USER_INSERT_COLUMNS,
+    client_from_row,
+    client_values,
+    user_from_row,
+    user_values,
+)
+from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports import UserExists
-
-_USER_COLUMNS = "username, role, password_hash, wallet, disabled, token_version"
-_CLIENT_COLUMNS = "client_id, name, username, scopes, secret_hash, disabled, token_version"
 
 
 @unavailable_on_faults
@@ -25,27 +32,20 @@ class UserTables(PoolUser):
     def add_user(self, user: User, keystore: str) -> None:
         try:
             self._run(
-                "INSERT INTO users (username, role, password_hash, wallet, keystore, disabled)"
+                f"INSERT INTO users ({USER_INSERT_COLUMNS})"  # noqa: S608 (constant)
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    user.username,
-                    user.role.value,
-                    user.password_hash,
-                    user.wallet,
-                    keystore,
-                    user.disabled,
-                ),
+                user_values(user, keystore),
             )
         except psycopg.IntegrityError:
             raise UserExists(f"user {user.username!r} exists") from None
 
     def get_user(self, username: str) -> User | None:
-        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE username = %s", (username,))  # noqa: S608
-        return _user(row) if row else None
+        row = self._one(f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", (username,))  # noqa: S608
+        return user_from_row(row) if row else None
 
     def list_users(self) -> list[User]:
-        rows = self._all(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")  # noqa: S608
-        return [_user(row) for row in rows]
+        rows = self._all(f"SELECT {USER_COLUMNS} FROM users ORDER BY username")  # noqa: S608
+        return [user_from_row(row) for row in rows]
 
     def has_role(self, role: Role) -> bool:
         return self._one("SELECT 1 FROM users WHERE role = %s LIMIT 1", (role.value,)) is not None
@@ -81,30 +81,23 @@ class UserTables(PoolUser):
 
     def add_client(self, client: Client) -> None:
         self._run(
-            "INSERT INTO clients (client_id, name, username, scopes, secret_hash, disabled)"
+            f"INSERT INTO clients ({CLIENT_INSERT_COLUMNS})"  # noqa: S608 (constant)
             " VALUES (%s, %s, %s, %s, %s, %s)",
-            (
-                client.client_id,
-                client.name,
-                client.username,
-                " ".join(sorted(client.scopes)),
-                client.secret_hash,
-                client.disabled,
-            ),
+            client_values(client),
         )
 
     def get_client(self, client_id: str) -> Client | None:
         row = self._one(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = %s",  # noqa: S608
+            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = %s",  # noqa: S608
             (client_id,),
         )
-        return _client(row) if row else None
+        return client_from_row(row) if row else None
 
     def list_clients(self) -> list[Client]:
         rows = self._all(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY created, client_id"  # noqa: S608
+            f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created, client_id"  # noqa: S608
         )
-        return [_client(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     def disable_client(self, client_id: str) -> bool:
         return (
@@ -117,28 +110,3 @@ class UserTables(PoolUser):
             (client_id,),
         )
         return changed > 0
-
-
-def _user(row: Row) -> User:
-    username, role, password_hash, wallet, disabled, token_version = row
-    return User(
-        username=username,
-        role=Role(role),
-        password_hash=password_hash,
-        wallet=wallet,
-        disabled=bool(disabled),
-        token_version=token_version,
-    )
-
-
-def _client(row: Row) -> Client:
-    client_id, name, username, scopes, secret_hash, disabled, token_version = row
-    return Client(
-        client_id,
-        name,
-        username,
-        frozenset(Scope(scope) for scope in scopes.split()),
-        secret_hash,
-        bool(disabled),
-        token_version,
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
+from platone_bal.adapters.store_rows import audit_column_rows, indexed_leaves
 
 PRODUCERS = (
     "COALESCE((SELECT group_concat(producer, ' ') FROM"
@@ -40,7 +41,7 @@ class SqliteAccessLog(SqliteDatabase):
             " ORDER BY a.idx LIMIT ?",
             (*params, limit),
         )
-        return [(int(index), bytes(leaf)) for index, leaf in rows]
+        return indexed_leaves(rows)
 
     def audit_columns(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
         rows = self._connection().execute(
@@ -48,7 +49,4 @@ class SqliteAccessLog(SqliteDatabase):
             " WHERE a.idx > ? ORDER BY a.idx LIMIT ?",
             (after, limit),
         )
-        return [
-            (int(index), time, who, action, producers)
-            for index, time, who, action, producers in rows
-        ]
+        return audit_column_rows(rows)

@@ -9,9 +9,22 @@ from datetime import datetime
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import SqliteDatabase, is_row_id
+from platone_bal.adapters.store_rows import (
+    DECISION_COLUMNS,
+    DECISION_INSERT_COLUMNS,
+    DEVICE_COLUMNS,
+    GRANT_COLUMNS,
+    Row,
+    decision_from_row,
+    decision_values,
+    device_from_row,
+    device_values,
+    grant_from_row,
+    grant_values,
+)
 from platone_bal.domain.decisions import Decision
-from platone_bal.domain.devices import Device, DeviceKind
-from platone_bal.domain.grants import Grant, GrantStatus, Slice
+from platone_bal.domain.devices import Device
+from platone_bal.domain.grants import Grant
 from platone_bal.domain.readings import format_time, parse_time
 from platone_bal.ports import StoredDecision, UserExists
 
@@ -23,30 +36,23 @@ class SqliteDevices(SqliteDatabase):
         try:
             with self._transaction() as db:
                 db.execute(
-                    f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                    (
-                        device.producer,
-                        device.device_id,
-                        device.kind.value,
-                        device.public_key,
-                        device.secret_hash,
-                        format_time(device.created),
-                        int(device.disabled),
-                        device.chain_tx,
-                    ),
+                    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    device_values(device, format_time),
                 )
         except sqlite3.IntegrityError:
             raise UserExists(f"device {device.device_id!r} of {device.producer!r} exists") from None
 
     def get_device(self, producer: str, device_id: str) -> Device | None:
-        query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE producer = ? AND device_id = ?"  # noqa: S608
+        query = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE producer = ? AND device_id = ?"  # noqa: S608
         row = self._connection().execute(query, (producer, device_id)).fetchone()
-        return _device(row) if row else None
+        return device_from_row(row, parse_time) if row else None
 
     def list_devices(self, producer: str | None = None) -> list[Device]:
         where, params = ("producer = ?", (producer,)) if producer else ("1", ())
-        query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE {where} ORDER BY producer, device_id"  # noqa: S608
-        return [_device(row) for row in self._connection().execute(query, params)]
+        query = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {where} ORDER BY producer, device_id"  # noqa: S608
+        return [
+            device_from_row(row, parse_time) for row in self._connection().execute(query, params)
+        ]
 
     def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None:
         with self._transaction() as db:
@@ -70,8 +76,8 @@ class SqliteGrants(SqliteDatabase):
     def add_grant(self, grant: Grant, decision: Decision) -> Grant:
         with self._transaction() as db:
             cursor = db.execute(
-                f"INSERT INTO grants ({_GRANT_FIELDS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
-                _grant_row(grant),
+                f"INSERT INTO grants ({GRANT_COLUMNS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
+                _grant_values(grant),
             )
             assert cursor.lastrowid is not None
             grant = replace(grant, id=cursor.lastrowid)
@@ -79,11 +85,11 @@ class SqliteGrants(SqliteDatabase):
         return grant
 
     def save_grant(self, grant: Grant, decision: Decision | None = None) -> None:
-        assignments = ", ".join(f"{name} = ?" for name in _GRANT_FIELDS.split(", "))
+        assignments = ", ".join(f"{name} = ?" for name in GRANT_COLUMNS.split(", "))
         with self._transaction() as db:
             db.execute(
                 f"UPDATE grants SET {assignments} WHERE id = ?",  # noqa: S608
-                (*_grant_row(grant), grant.id),
+                (*_grant_values(grant), grant.id),
             )
             if decision is not None:
                 self._add_decision(db, decision)
@@ -91,17 +97,8 @@ class SqliteGrants(SqliteDatabase):
     @staticmethod
     def _add_decision(db: sqlite3.Connection, decision: Decision) -> None:
         db.execute(
-            "INSERT INTO decisions (grant_id, status, decided_by, provider, consumer, topic,"
-            " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                decision.grant_id,
-                decision.status.value,
-                decision.decided_by,
-                decision.provider,
-                decision.consumer,
-                decision.topic,
-                decision.timestamp,
-            ),
+            f"INSERT INTO decisions ({DECISION_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            decision_values(decision),
         )
 
     def pending_decisions(self, limit: int) -> list[StoredDecision]:
@@ -128,16 +125,8 @@ class SqliteGrants(SqliteDatabase):
         return self._decision_rows("grant_id = ? ORDER BY id", (grant_id,))
 
     def _decision_rows(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
-        query = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {where}"  # noqa: S608
-        rows = self._connection().execute(query, params)
-        return [
-            StoredDecision(
-                row[0],
-                Decision(row[1], GrantStatus(row[2]), *row[3:8]),
-                *row[8:],
-            )
-            for row in rows
-        ]
+        query = f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where}"  # noqa: S608
+        return [decision_from_row(row) for row in self._connection().execute(query, params)]
 
     def grant(self, grant_id: int) -> Grant | None:
         if not is_row_id(grant_id):
@@ -159,88 +148,26 @@ class SqliteGrants(SqliteDatabase):
 
     def _grant_rows(self, where: str, params: tuple[Any, ...]) -> list[Grant]:
         rows = self._connection().execute(
-            f"SELECT id, {_GRANT_FIELDS} FROM grants WHERE {where} ORDER BY id DESC",  # noqa: S608
+            f"SELECT id, {GRANT_COLUMNS} FROM grants WHERE {where} ORDER BY id DESC",  # noqa: S608
             params,
         )
         return [_grant(row) for row in rows]
 
 
-_DEVICE_COLUMNS = "producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx"
+def _grant_values(grant: Grant) -> Row:
+    """A grant's columns: times as RFC 3339 text, device and measurand sets as JSON."""
+    return grant_values(grant, stored_names=json.dumps, stored_time=format_time)
 
 
-def _device(row: tuple[Any, ...]) -> Device:
-    producer, device_id, kind, public_key, secret_hash, created, disabled, chain_tx = row
-    return Device(
-        producer,
-        device_id,
-        DeviceKind(kind),
-        parse_time(created),
-        public_key,
-        secret_hash,
-        bool(disabled),
-        chain_tx,
+def _grant(row: Row) -> Grant:
+    return grant_from_row(
+        row, read_names=json.loads, read_time=parse_time, read_optional_time=_scope_time
     )
 
 
-_DECISION_COLUMNS = (
-    "id, grant_id, status, decided_by, provider, consumer, topic, timestamp,"
-    " signature, signer, tx, block, chain_id, contract, error"
-)
-_GRANT_FIELDS = (
-    "producer, consumer, status, devices, measurands, since, until, expires, created,"
-    " modified, reason, decided_by"
-)
-
-
-def _names(values: frozenset[str] | None) -> str | None:
-    return None if values is None else json.dumps(sorted(values))
-
-
-def _time_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else format_time(moment)
-
-
-def _grant_row(grant: Grant) -> tuple[Any, ...]:
-    scope = grant.scope
-    return (
-        scope.producer,
-        grant.consumer,
-        grant.status.value,
-        _names(scope.devices),
-        _names(scope.measurands),
-        _time_or_none(scope.since),
-        _time_or_none(scope.until),
-        _time_or_none(grant.expires),
-        format_time(grant.created),
-        format_time(grant.modified),
-        grant.reason,
-        grant.decided_by,
-    )
-
-
-def _grant(row: tuple[Any, ...]) -> Grant:
-    (grant_id, producer, consumer, status, devices, measurands, since, until, expires,
-     created, modified, reason, decided_by) = row  # fmt: skip
-
-    def names(text: str | None) -> frozenset[str] | None:
-        return None if text is None else frozenset(json.loads(text))
-
-    def moment(text: str | None) -> datetime | None:
-        if text is None:
-            return None
-        year, dash, rest = text.partition("-")
-        if dash and year.isdigit() and len(year) < 4:  # written before years were padded
-            text = f"{int(year):04d}-{rest}"
-        return parse_time(text)
-
-    return Grant(
-        id=grant_id,
-        consumer=consumer,
-        scope=Slice(producer, names(devices), names(measurands), moment(since), moment(until)),
-        status=GrantStatus(status),
-        created=parse_time(created),
-        modified=parse_time(modified),
-        expires=moment(expires),
-        reason=reason,
-        decided_by=decided_by,
-    )
+def _scope_time(text: str) -> datetime:
+    """A grant's since, until or expires, also as written before years were padded."""
+    year, dash, rest = text.partition("-")
+    if dash and year.isdigit() and len(year) < 4:
+        text = f"{int(year):04d}-{rest}"
+    return parse_time(text)

@@ -7,11 +7,17 @@ from collections.abc import Collection
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase
-from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
+from platone_bal.adapters.store_rows import (
+    ANCHOR_COLUMNS,
+    ANCHOR_INSERT_COLUMNS,
+    CHECKPOINT_COLUMNS,
+    anchor_from_row,
+    anchor_values,
+    checkpoint_from_row,
+    checkpoint_values,
+)
+from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.ports import NodeKey
-
-_CHECKPOINT_COLUMNS = "log, size, root, time, signature, signer"
-_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
 
 def log_head(db: sqlite3.Connection, log: str) -> int:
@@ -68,43 +74,42 @@ class SqliteLogs(SqliteDatabase):
         return SqliteNodes(self._connection(), log)
 
     def add_checkpoint(self, signed: SignedCheckpoint) -> None:
-        c = signed.checkpoint
         with self._transaction() as db:
             db.execute(
-                f"INSERT OR IGNORE INTO checkpoints ({_CHECKPOINT_COLUMNS})"  # noqa: S608
+                f"INSERT OR IGNORE INTO checkpoints ({CHECKPOINT_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (c.log, c.size, c.root, c.time, signed.signature, signed.signer),
+                checkpoint_values(signed),
             )
 
     def _checkpoint_where(self, where: str, params: tuple[Any, ...]) -> SignedCheckpoint | None:
         row = (
             self._connection()
-            .execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}", params)  # noqa: S608
+            .execute(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}", params)  # noqa: S608
             .fetchone()
         )
-        return _checkpoint(row) if row else None
+        return checkpoint_from_row(row) if row else None
 
     def latest_checkpoint(self, log: str) -> SignedCheckpoint | None:
         return self._checkpoint_where("log = ? ORDER BY size DESC LIMIT 1", (log,))
 
     def latest_checkpoints(self, log: str, limit: int) -> list[SignedCheckpoint]:
         rows = self._connection().execute(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
+            f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
             " WHERE log = ? ORDER BY size DESC LIMIT ?",
             (log, limit),
         )
-        return [_checkpoint(row) for row in rows]
+        return [checkpoint_from_row(row) for row in rows]
 
     def checkpoint(self, log: str, size: int) -> SignedCheckpoint | None:
         return self._checkpoint_where("log = ? AND size = ?", (log, size))
 
     def checkpoints(self, log: str, after: int = 0, limit: int = 100) -> list[SignedCheckpoint]:
         rows = self._connection().execute(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
+            f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
             " WHERE log = ? AND size > ? ORDER BY size LIMIT ?",
             (log, after, limit),
         )
-        return [_checkpoint(row) for row in rows]
+        return [checkpoint_from_row(row) for row in rows]
 
     def checkpoint_covering(self, log: str, index: int) -> SignedCheckpoint | None:
         anchored = self._checkpoint_where(
@@ -121,28 +126,18 @@ class SqliteLogs(SqliteDatabase):
     def add_anchor(self, anchor: Anchor) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO anchors"
-                " (log, size, root, chain_id, contract, tx, block, time)"
+                f"INSERT OR IGNORE INTO anchors ({ANCHOR_INSERT_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    anchor.log,
-                    anchor.size,
-                    anchor.root,
-                    anchor.chain_id,
-                    anchor.contract,
-                    anchor.tx,
-                    anchor.block,
-                    anchor.time,
-                ),
+                anchor_values(anchor),
             )
 
     def _anchor_where(self, where: str, params: tuple[Any, ...]) -> Anchor | None:
         row = (
             self._connection()
-            .execute(f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE {where}", params)  # noqa: S608
+            .execute(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE {where}", params)  # noqa: S608
             .fetchone()
         )
-        return _anchor(row)[1] if row else None
+        return anchor_from_row(row)[1] if row else None
 
     def anchor(self, log: str, size: int) -> Anchor | None:
         return self._anchor_where("log = ? AND size = ? ORDER BY id LIMIT 1", (log, size))
@@ -153,10 +148,10 @@ class SqliteLogs(SqliteDatabase):
     def latest_anchors(self, log: str, limit: int) -> list[Anchor]:
         """The log's `limit` largest anchors, newest first (the explorer's table)."""
         rows = self._connection().execute(
-            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? ORDER BY size DESC LIMIT ?",  # noqa: S608
+            f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE log = ? ORDER BY size DESC LIMIT ?",  # noqa: S608
             (log, limit),
         )
-        return [_anchor(row)[1] for row in rows]
+        return [anchor_from_row(row)[1] for row in rows]
 
     def anchor_by_tx(self, tx: str) -> Anchor | None:
         return self._anchor_where("tx = ? ORDER BY id LIMIT 1", (tx.lower(),))
@@ -169,10 +164,10 @@ class SqliteLogs(SqliteDatabase):
     ) -> list[tuple[int, Anchor]]:
         where, params = ("id > ?", [after]) if log is None else ("id > ? AND log = ?", [after, log])
         rows = self._connection().execute(
-            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608
+            f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608
             (*params, limit),
         )
-        return [_anchor(row) for row in rows]
+        return [anchor_from_row(row) for row in rows]
 
     def egress_position(self, log: str) -> int:
         row = (
@@ -189,13 +184,3 @@ class SqliteLogs(SqliteDatabase):
                 " ON CONFLICT (log) DO UPDATE SET position = excluded.position",
                 (log, position),
             )
-
-
-def _checkpoint(row: tuple[Any, ...]) -> SignedCheckpoint:
-    log, size, root, time, signature, signer = row
-    return SignedCheckpoint(Checkpoint(log, size, bytes(root), time), signature, signer)
-
-
-def _anchor(row: tuple[Any, ...]) -> tuple[int, Anchor]:
-    row_id, log, size, root, chain_id, contract, tx, block, time = row
-    return row_id, Anchor(log, size, bytes(root), chain_id, contract, tx, block, time)

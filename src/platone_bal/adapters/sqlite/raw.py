@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from platone_bal.adapters.sqlite.access_log import PRODUCERS
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
+from platone_bal.adapters.store_rows import (
+    ANCHOR_COLUMNS,
+    RAW_AUDIT_KEYS,
+    RAW_READING_KEYS,
+    raw_records_from_rows,
+)
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import RawRecord
-
-_READING_RAW = (
-    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
-    "format", "received", "message", "message_id", "message_size", "payload_length",
-)  # fmt: skip
-"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
-_AUDIT_RAW = ("time", "who", "action", "producers")
-_ANCHOR_COLUMNS = "id, log, size, root, chain_id, contract, tx, block, time"
 
 
 class SqliteRaw(SqliteDatabase):
@@ -27,10 +25,7 @@ class SqliteRaw(SqliteDatabase):
                 " WHERE a.idx >= ? ORDER BY a.idx LIMIT ?",
                 (start, limit),
             )
-            return [
-                RawRecord(index, leaf, dict(zip(_AUDIT_RAW, rest, strict=True)))
-                for index, leaf, *rest in rows
-            ]
+            return raw_records_from_rows(rows, RAW_AUDIT_KEYS)
         # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
         rows = db.execute(
             "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
@@ -39,10 +34,7 @@ class SqliteRaw(SqliteDatabase):
             " WHERE r.log = ? AND r.idx >= ? ORDER BY r.idx LIMIT ?",
             (log, start, limit),
         )
-        return [
-            RawRecord(index, leaf, dict(zip(_READING_RAW, rest, strict=True)))
-            for index, leaf, *rest in rows
-        ]
+        return raw_records_from_rows(rows, RAW_READING_KEYS)
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
         rows = self._connection().execute(
@@ -67,7 +59,7 @@ class SqliteRaw(SqliteDatabase):
         self, log: str, after: int, limit: int
     ) -> list[tuple[int, object, object, object, object, object, object, object]]:
         rows = self._connection().execute(
-            f"SELECT {_ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
+            f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE log = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
             (log, after, limit),
         )
         return [

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase, is_row_id
+from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import (
@@ -83,12 +83,9 @@ class SqliteReadings(SqliteDatabase):
         if query.slices is not None:
             if not query.slices:
                 return []
-            alternatives = []
-            for part in query.slices:
-                where, values = _slice_clause(part)
-                alternatives.append(where)
-                params.extend(values)
-            clauses.append("(" + " OR ".join(alternatives) + ")")
+            where, values = _slices_clause(query.slices)
+            clauses.append(where)
+            params.extend(values)
         rows = self._connection().execute(
             f"SELECT (({_MICROS} - ?) * ?) / ? AS b,"  # noqa: S608
             " COUNT(*), MIN(CAST(r.value AS REAL)), MAX(CAST(r.value AS REAL)),"
@@ -124,7 +121,7 @@ class SqliteReadings(SqliteDatabase):
             "SELECT idx, leaf FROM readings WHERE log = ? AND idx >= ? ORDER BY idx LIMIT ?",
             (log, start, limit),
         )
-        return [(int(index), bytes(leaf)) for index, leaf in rows]
+        return indexed_leaves(rows)
 
     def readings(self, query: ReadingQuery) -> list[StoredReading]:
         clauses: list[str] = ["r.id > ?"]
@@ -149,12 +146,9 @@ class SqliteReadings(SqliteDatabase):
         if query.slices is not None:
             if not query.slices:
                 return []
-            alternatives = []
-            for part in query.slices:
-                where, values = _slice_clause(part)
-                alternatives.append(where)
-                params.extend(values)
-            clauses.append("(" + " OR ".join(alternatives) + ")")
+            where, values = _slices_clause(query.slices)
+            clauses.append(where)
+            params.extend(values)
         order = "r.id DESC" if query.newest_first else "r.id"
         return self._reading_rows(" AND ".join(clauses), params, query.limit, order)
 
@@ -166,25 +160,7 @@ class SqliteReadings(SqliteDatabase):
             f" WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit),
         )
-        return [
-            StoredReading(
-                id=row[0],
-                log=row[1],
-                index=row[2],
-                producer=row[3],
-                owner=row[4],
-                device=row[5],
-                time=row[6],
-                measurand=row[7],
-                value=row[8],
-                unit=row[9],
-                attrs=json.loads(row[10]),
-                format=row[11],
-                received=row[12],
-                message=row[13],
-            )
-            for row in rows
-        ]
+        return [stored_reading_from_row(row) for row in rows]
 
     def rejections(self, query: RejectionQuery) -> list[StoredRejection]:
         clauses: list[str] = ["j.id > ?"]
@@ -242,3 +218,13 @@ def _slice_clause(part: Slice) -> tuple[str, list[Any]]:
         clauses.append("r.time < ?")
         values.append(format_time(part.until))
     return "(" + " AND ".join(clauses) + ")", values
+
+
+def _slices_clause(slices: tuple[Slice, ...]) -> tuple[str, list[Any]]:
+    """SQL condition (on readings `r`) for "inside one of `slices`" (one at least)."""
+    alternatives, params = [], []
+    for part in slices:
+        where, values = _slice_clause(part)
+        alternatives.append(where)
+        params.extend(values)
+    return "(" + " OR ".join(alternatives) + ")", params

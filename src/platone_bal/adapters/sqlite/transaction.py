@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Collection, Sequence
 
 from platone_bal.adapters.sqlite.logs import log_head, nodes_at
+from platone_bal.adapters.store_rows import (
+    ACCESS_ENTRY_COLUMNS,
+    MESSAGE_COLUMNS,
+    READING_LEAF_COLUMNS,
+    access_entry_values,
+    message_values,
+    reading_leaf_values,
+)
 from platone_bal.domain.merkle import Node
 from platone_bal.domain.messages import MessageRecord
-from platone_bal.domain.readings import format_time
 from platone_bal.ports import AccessRow, NodeKey, ReadingRow
 
 
@@ -46,22 +52,9 @@ class SqliteTransaction:
         ids: list[int | None] = []
         for record in records:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO messages (channel, topic, producer, sender, digest,"
-                " size, payload, received, format, outcome, readings)"
+                f"INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.channel.value,
-                    record.topic,
-                    record.producer,
-                    record.sender,
-                    record.digest,
-                    record.size,
-                    record.payload,
-                    format_time(record.received),
-                    record.format,
-                    record.outcome.value,
-                    len(record.readings),
-                ),
+                message_values(record),
             )
             ids.append(cursor.lastrowid if cursor.rowcount else None)
         return ids
@@ -74,30 +67,12 @@ class SqliteTransaction:
         for row in rows:
             leaf = row.record.leaf
             received = leaf["source"]["received"]
-            values.append(
-                (
-                    row.message_id,
-                    row.log,
-                    row.index,
-                    leaf["producer"],
-                    leaf["owner"],
-                    leaf["device"],
-                    leaf["time"],
-                    leaf["measurand"],
-                    leaf["value"],
-                    leaf["unit"],
-                    json.dumps(leaf["attrs"], separators=(",", ":")),
-                    leaf["source"]["format"],
-                    received,
-                    row.record.leaf_bytes,
-                )
-            )
+            values.append((row.message_id, *reading_leaf_values(row)))
             hours[leaf["producer"], received[:13], leaf["device"]] += 1
             key = (leaf["producer"], leaf["device"])
             last[key] = max(last.get(key, received), received)
         self._db.executemany(
-            "INSERT INTO readings (message_id, log, idx, producer, owner, device, time,"
-            " measurand, value, unit, attrs, format, received, leaf)"
+            f"INSERT INTO readings (message_id, {READING_LEAF_COLUMNS})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
@@ -120,17 +95,8 @@ class SqliteTransaction:
 
     def add_access_entries(self, rows: Sequence[AccessRow]) -> None:
         self._db.executemany(
-            "INSERT INTO audit (idx, time, who, action, leaf) VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    row.index,
-                    format_time(row.entry.time),
-                    row.entry.who,
-                    row.entry.action,
-                    row.leaf,
-                )
-                for row in rows
-            ],
+            f"INSERT INTO audit ({ACCESS_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+            [access_entry_values(row) for row in rows],
         )
         self._db.executemany(
             "INSERT OR IGNORE INTO audit_producers (producer, idx) VALUES (?, ?)",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
-from platone_bal.domain.users import Client, Role, Scope, User
+from platone_bal.adapters.store_rows import (
+    CLIENT_COLUMNS,
+    CLIENT_INSERT_COLUMNS,
+    USER_COLUMNS,
+    USER_INSERT_COLUMNS,
+    client_from_row,
+    client_values,
+    user_from_row,
+    user_values,
+)
+from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports import UserExists
-
-_USER_COLUMNS = "username, role, password_hash, wallet, disabled, token_version"
-_CLIENT_COLUMNS = "client_id, name, username, scopes, secret_hash, disabled, token_version"
 
 
 class SqliteUsers(SqliteDatabase):
@@ -20,30 +26,22 @@ class SqliteUsers(SqliteDatabase):
         try:
             with self._transaction() as db:
                 db.execute(
-                    "INSERT INTO users (username, role, password_hash, wallet, keystore, disabled)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        user.username,
-                        user.role.value,
-                        user.password_hash,
-                        user.wallet,
-                        keystore,
-                        int(user.disabled),
-                    ),
+                    f"INSERT INTO users ({USER_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    user_values(user, keystore),
                 )
         except sqlite3.IntegrityError:
             raise UserExists(f"user {user.username!r} exists") from None
 
     def get_user(self, username: str) -> User | None:
-        query = f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?"  # noqa: S608
+        query = f"SELECT {USER_COLUMNS} FROM users WHERE username = ?"  # noqa: S608
         row = self._connection().execute(query, (username,)).fetchone()
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     def list_users(self) -> list[User]:
         rows = self._connection().execute(
-            f"SELECT {_USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
+            f"SELECT {USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
         )
-        return [_user(row) for row in rows]
+        return [user_from_row(row) for row in rows]
 
     def has_role(self, role: Role) -> bool:
         row = (
@@ -96,28 +94,20 @@ class SqliteUsers(SqliteDatabase):
     def add_client(self, client: Client) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO clients (client_id, name, username, scopes, secret_hash, disabled)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    client.client_id,
-                    client.name,
-                    client.username,
-                    " ".join(sorted(client.scopes)),
-                    client.secret_hash,
-                    int(client.disabled),
-                ),
+                f"INSERT INTO clients ({CLIENT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                client_values(client),
             )
 
     def get_client(self, client_id: str) -> Client | None:
-        query = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?"  # noqa: S608
+        query = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?"  # noqa: S608
         row = self._connection().execute(query, (client_id,)).fetchone()
-        return _client(row) if row else None
+        return client_from_row(row) if row else None
 
     def list_clients(self) -> list[Client]:
         rows = self._connection().execute(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY created, client_id"  # noqa: S608
+            f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created, client_id"  # noqa: S608
         )
-        return [_client(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     def disable_client(self, client_id: str) -> bool:
         """Disable a client for good; False when there is no such client."""
@@ -132,28 +122,3 @@ class SqliteUsers(SqliteDatabase):
                 (client_id,),
             )
         return cursor.rowcount > 0
-
-
-def _user(row: tuple[Any, ...]) -> User:
-    username, role, password_hash, wallet, disabled, token_version = row
-    return User(
-        username=username,
-        role=Role(role),
-        password_hash=password_hash,
-        wallet=wallet,
-        disabled=bool(disabled),
-        token_version=token_version,
-    )
-
-
-def _client(row: tuple[Any, ...]) -> Client:
-    client_id, name, username, scopes, secret_hash, disabled, token_version = row
-    return Client(
-        client_id,
-        name,
-        username,
-        frozenset(Scope(scope) for scope in scopes.split()),
-        secret_hash,
-        bool(disabled),
-        token_version,
-    )
