@@ -94,7 +94,7 @@ class BalProcess:
         self.mqtt_tls_port = free_port()  # not opened (no TLS), but must not collide
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.rpc_url = f"http://127.0.0.1:{self.chain_rpc_port}"
-        self.extra_env = {**store_env(), **(env or {})}
+        self.extra_env = {**store_env(data_dir), **(env or {})}
         self.anchor_interval = anchor_interval
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -296,7 +296,7 @@ class BalProcess:
         if self.extra_env.get("BAL_STORE") == "postgres":
             url = self.extra_env["BAL_DATABASE_URL"]
             with psycopg.connect(url, autocommit=True) as pg:
-                return list(pg.execute(sql.replace("?", "%s"), args).fetchall())  # type: ignore[arg-type]
+                return list(pg.execute(sql.replace("%", "%%").replace("?", "%s"), args).fetchall())  # type: ignore[arg-type]
         if not self.db_path.exists():
             return []
         uri = f"file:{self.db_path}?mode=ro"

@@ -31,7 +31,7 @@ class NodeThread:
             mqtt_tls_port=free_port(),
             chain_rpc_port=free_port(),
             admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-            **{**store_settings(), **settings},  # type: ignore[arg-type]
+            **{**store_settings(data_dir), **settings},  # type: ignore[arg-type]
         )
         self.node = Node(self.settings)
         self.node.bootstrap_admin()

@@ -50,9 +50,9 @@ def store_env(data_dir: object = None) -> dict[str, str]:
     return {"BAL_STORE": "postgres", "BAL_DATABASE_URL": url}
 
 
-def store_settings() -> dict[str, object]:
+def store_settings(data_dir: object = None) -> dict[str, object]:
     """The same as Settings keyword arguments."""
-    return {key.removeprefix("BAL_").lower(): value for key, value in store_env().items()}
+    return {key.removeprefix("BAL_").lower(): value for key, value in store_env(data_dir).items()}
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

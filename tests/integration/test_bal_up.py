@@ -20,7 +20,7 @@ from tests.integration.stores import store_env
 def start(data_dir: Path, http_port: int, mqtt_port: int, log: Path) -> subprocess.Popen[bytes]:
     env = (
         os.environ
-        | store_env()
+        | store_env(data_dir)
         | {
             "BAL_DATA_DIR": str(data_dir),
             "BAL_HTTP_PORT": str(http_port),

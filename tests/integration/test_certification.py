@@ -145,7 +145,7 @@ def test_old_proofs_verify_after_kill_9_and_restart(tmp_path: Path) -> None:
     http_port, mqtt_port, rpc_port = free_port(), free_port(), free_port()
     env = (
         os.environ
-        | store_env()
+        | store_env(tmp_path / "data")
         | {
             "BAL_DATA_DIR": str(tmp_path / "data"),
             "BAL_HTTP_PORT": str(http_port),

@@ -20,6 +20,7 @@ from platone_bal.cli import app
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, free_port
 from tests.integration.nodes import NodeThread, wait_for
 from tests.integration.nodes import publish_as_producer1 as publish
+from tests.integration.stores import store_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_deploy_anchor_survive_outage_and_node_restart(
     ganache_setup: tuple[Ganache, Path], tmp_path: Path
 ) -> None:
     ganache, data_dir = ganache_setup
-    env = {"BAL_DATA_DIR": str(data_dir), "BAL_KEY_PASSPHRASE": PASSPHRASE}
+    env = {"BAL_DATA_DIR": str(data_dir), "BAL_KEY_PASSPHRASE": PASSPHRASE, **store_env(data_dir)}
     deployed = runner.invoke(app, ["chain", "deploy", "--rpc", ganache.url], env=env)
     assert deployed.exit_code == 0, deployed.output
     assert "CertificationRegistry" in deployed.output

@@ -162,7 +162,7 @@ def test_bal_up_tls_makes_a_certificate_and_prints_its_fingerprint(tmp_path: Pat
     http_port = free_port()
     env = (
         os.environ
-        | store_env()
+        | store_env(tmp_path / "data")
         | {
             "BAL_DATA_DIR": str(tmp_path / "data"),
             "BAL_HTTP_PORT": str(http_port),
