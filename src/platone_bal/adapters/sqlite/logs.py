@@ -27,7 +27,9 @@ def log_head(db: sqlite3.Connection, log: str) -> int:
 
 
 def nodes_at(db: sqlite3.Connection, log: str, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
-    """The stored nodes among `keys`, a few hundred per query."""
+    """The stored nodes among `keys`, a few hundred per query: the keys as a constant
+    table joined on the primary key (a row-value `(level, idx) IN (...)` made SQLite
+    scan the whole log: 63 ms instead of 0.02 ms for a proof's nodes of a 200k log)."""
     found: dict[NodeKey, bytes] = {}
     wanted = sorted(set(keys))
     step = IN_CHUNK // 2
@@ -35,8 +37,10 @@ def nodes_at(db: sqlite3.Connection, log: str, keys: Collection[NodeKey]) -> dic
         chunk = wanted[start : start + step]
         pairs = ", ".join("(?, ?)" for _ in chunk)
         rows = db.execute(
-            f"SELECT level, idx, hash FROM nodes WHERE log = ? AND (level, idx) IN ({pairs})",  # noqa: S608
-            (log, *(value for key in chunk for value in key)),
+            f"WITH k (level, idx) AS (VALUES {pairs})"  # noqa: S608
+            " SELECT n.level, n.idx, n.hash FROM k"
+            " JOIN nodes n ON n.log = ? AND n.level = k.level AND n.idx = k.idx",
+            (*(value for key in chunk for value in key), log),
         )
         found.update(((level, index), bytes(value)) for level, index, value in rows)
     return found

@@ -149,7 +149,13 @@ class SqliteReadings(SqliteDatabase):
             where, values = _slices_clause(query.slices)
             clauses.append(where)
             params.extend(values)
-        order = "r.id DESC" if query.newest_first else "r.id"
+        # With a device named, its (producer, device, measurand, time) index finds the
+        # rows and they are sorted after; ordering by the plain id let SQLite walk the
+        # producer's (producer, id) index through every reading it has instead (a
+        # device-day in 10M readings: 4.5 s instead of tens of ms). `+` hides the id
+        # from the index choice.
+        key = "+r.id" if query.device is not None else "r.id"
+        order = f"{key} DESC" if query.newest_first else key
         return self._reading_rows(" AND ".join(clauses), params, query.limit, order)
 
     def _reading_rows(
