@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests import postgres_cluster
+from tests.conftest import require_binary
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +33,39 @@ def test_certify_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert chain["per_device_window"]["transactions"] == 40
     assert result["audit"]["readings"] == result["workload"]["readings"] >= 300
     assert result["audit"]["anchors"] == 2
+
+
+@pytest.mark.timeout(600)
+def test_storage_benchmark_writes_its_report(tmp_path: Path) -> None:
+    require_binary("mosquitto")
+    postgres_cluster.require_bindir()
+    report = tmp_path / "storage.json"
+    workload = (
+        "--rounds 3 --meters 10 --pmus 5 --append-readings 2000 --batch-rounds 2 --proofs 20"
+        " --readings 20000 --days 2 --repeats 3 --profile-top 5"
+    )
+    subprocess.run(
+        [sys.executable, "benchmarks/storage.py", *workload.split(), "--report", str(report)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=540,
+    )
+    result = json.loads(report.read_text())
+    assert result["machine"]["cpus"] and result["machine"]["platform"]
+    assert result["engines"]["postgres"]["settings"]["fsync"] == "on"
+    ingest = result["ingest"]
+    for store in ("sqlite", "postgres"):
+        # 15 devices send 85 readings a round: 3 rounds
+        assert ingest[store]["messages"] == ingest["workload"]["messages"] == 45
+        assert ingest[store]["readings"] == 255
+        assert result["audit"][store]["readings"] == result["append"][store]["readings"] >= 2000
+        assert result["proofs"][store]["proofs"] == 20
+        queries = result["queries"][store]
+        assert queries["fill"]["readings"] == 20_000
+        assert queries["device_day"]["readings_per_query"] == 8640
+        assert queries["device_hour"]["readings_per_query"] == 360
+        for kind in ("device_day", "device_hour"):
+            for name in ("readings", "series", "baseline_plain_table_rows"):
+                assert queries[kind][name]["p95_ms"] > 0
+    assert "ratio_postgres_vs_sqlite" in ingest
