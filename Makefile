@@ -69,9 +69,10 @@ integration: $(STAMP) node_modules/.installed mosquitto postgres
 contracts: $(STAMP) node_modules/.installed
 	$(BIN)/python -m platone_bal.adapters.contracts .
 
-bench: $(STAMP) mosquitto
+bench: $(STAMP) mosquitto postgres
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/certify.py
+	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/hammer.py --seconds 60 --report benchmarks/results/hammer.json
 
 clean:
