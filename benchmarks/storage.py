@@ -86,7 +86,8 @@ from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Role, producer_topic
 from platone_bal.ports import ReadingQuery, SeriesQuery, Store, UnitOfWork
-from platone_bal.services.audit import PAGE, audit_log
+from platone_bal.services.audit import audit_log
+from platone_bal.services.audit.rows import PAGE
 from platone_bal.services.certification import proof_bundle
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.ingest import Delivery, IngestService
