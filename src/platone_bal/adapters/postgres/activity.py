@@ -12,15 +12,12 @@ whatever the width.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from platone_bal.adapters.postgres.base import PoolUser, rfc3339, unavailable_on_faults
 from platone_bal.adapters.postgres.readings import slices_clause
-from platone_bal.domain.readings import format_time
+from platone_bal.adapters.series_buckets import bucket, span_micros
 from platone_bal.ports import SeriesBucket, SeriesQuery
-
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @unavailable_on_faults
@@ -44,11 +41,9 @@ class ActivityQueries(PoolUser):
         return {device: (received, counts.get(device, 0)) for device, received in last}
 
     def series(self, query: SeriesQuery) -> list[SeriesBucket]:
-        if query.points < 1 or query.until <= query.since:
+        span = span_micros(query)
+        if span == 0 or (query.slices is not None and not query.slices):
             return []
-        if query.slices is not None and not query.slices:
-            return []
-        span = (query.until - query.since) // _MICROSECOND
         clauses = [
             "producer = %s",
             "device = %s",
@@ -76,14 +71,4 @@ class ActivityQueries(PoolUser):
             " GROUP BY bucket ORDER BY bucket",
             (query.since, query.points, span, *params),
         )
-        return [
-            SeriesBucket(
-                start=format_time(query.since + _MICROSECOND * (bucket * span // query.points)),
-                count=int(count),
-                min=float(low),
-                max=float(high),
-                avg=float(mean),
-                last=float(last),
-            )
-            for bucket, count, low, high, mean, last in rows
-        ]
+        return [bucket(query, span, *row) for row in rows]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from platone_bal.adapters.series_buckets import MICROSECOND, bucket, span_micros
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase, is_row_id
 from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
@@ -35,7 +36,7 @@ format_time writes them: YYYY-MM-DDTHH:MM:SS.ffffffZ)."""
 
 
 def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // MICROSECOND
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,8 +73,8 @@ class SqliteReadings(SqliteDatabase):
         reading on a bucket's edge into the bucket before); the latest value of a bucket
         is the largest `time || ' ' || value` (times are fixed width), so one GROUP BY
         pass does it."""
-        span = (query.until - query.since) // timedelta(microseconds=1)
-        if span <= 0 or query.points <= 0:
+        span = span_micros(query)
+        if span == 0:
             return []
         since, until = format_time(query.since), format_time(query.until)
         clauses = [
@@ -94,18 +95,9 @@ class SqliteReadings(SqliteDatabase):
             (_micros(query.since), query.points, span, *params),
         )
         return [
-            SeriesBucket(
-                start=format_time(
-                    query.since + timedelta(microseconds=bucket * span // query.points)
-                ),
-                count=int(count),
-                min=float(low),
-                max=float(high),
-                avg=float(mean),
-                last=float(latest.partition(" ")[2]),
-            )
-            for bucket, count, low, high, mean, latest in rows
-            if 0 <= bucket < query.points
+            bucket(query, span, number, count, low, high, mean, float(latest.partition(" ")[2]))
+            for number, count, low, high, mean, latest in rows
+            if 0 <= number < query.points
         ]
 
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
