@@ -899,7 +899,7 @@ def audit_reads(store: Store) -> None:
     size = store.log_size(LOG)
     for start in range(0, size, PAGE):
         end = min(size, start + PAGE)
-        store.raw_records(LOG, start, end - start)
+        store.raw_records(LOG, start, end)
         level = 0
         while end >> level:
             low, high = ((start + (1 << level)) >> level) - 1, end >> level
@@ -921,7 +921,7 @@ def audit_parts(store: Store) -> dict[str, float]:
     parts: dict[str, float] = {}
     with timed(parts, "read_records"):
         for start in range(0, size, PAGE):
-            leaves += [r.leaf for r in store.raw_records(LOG, start, PAGE)]  # type: ignore[misc]
+            leaves += [r.leaf for r in store.raw_records(LOG, start, start + PAGE)]  # type: ignore[misc]
     with timed(parts, "read_nodes"):
         for start in range(0, size, PAGE):
             end, level = min(size, start + PAGE), 0
@@ -960,14 +960,14 @@ def audit_parts(store: Store) -> dict[str, float]:
 
 AUDIT_FUNCTIONS = {
     "records_read (raw_records)": ("raw.py", "raw_records"),
-    "records_checked (_check_reading)": ("audit.py", "_check_reading"),
-    "  of which leaf decoded and re-encoded (_leaf_of)": ("audit.py", "_leaf_of"),
+    "records_checked (check_reading)": ("records.py", "check_reading"),
+    "  of which leaf decoded and re-encoded (leaf_of)": ("records.py", "leaf_of"),
     "    of which re-encoded (leaf_bytes)": ("leaf.py", "leaf_bytes"),
     "tree rebuilt (Frontier.append, SHA3)": ("merkle.py", "append"),
-    "nodes read (_PageNodes.__init__)": ("audit.py", "__init__"),
-    "nodes compared (_PageNodes.check)": ("audit.py", "check"),
-    "checkpoints (_reached)": ("audit.py", "_reached"),
-    "payloads rehashed (_check_messages)": ("audit.py", "_check_messages"),
+    "nodes read (PageNodes.__init__)": ("tree.py", "__init__"),
+    "nodes compared (PageNodes.check)": ("tree.py", "check"),
+    "checkpoints (_reached)": ("tree.py", "_reached"),
+    "payloads rehashed (check_messages)": ("messages.py", "check_messages"),
 }
 """Parts of the audit by the function doing them, for the profile's cumulative times."""
 

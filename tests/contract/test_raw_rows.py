@@ -83,9 +83,11 @@ def test_raw_records_of_readings(store: Store, records: list[MessageRecord]) -> 
         assert columns["message_id"] == messages[record.digest]
         assert type(columns["message_id"]) is int
         assert columns["message_size"] == columns["payload_length"] == len(record.payload)
-    assert [r.index for r in store.raw_records(LOG, 2, 3)] == [2, 3, 4]
+    assert [r.index for r in store.raw_records(LOG, 2, 5)] == [2, 3, 4]
     assert store.raw_records(LOG, 6, 10) == []
     assert store.raw_records("bal-other", 0, 10) == []
+    assert (store.raw_index_from(LOG, 3), store.raw_index_from(LOG, 6)) == (3, None)
+    assert store.raw_index_from("bal-other", 0) is None
 
 
 def test_raw_records_of_the_access_log(store: Store) -> None:
@@ -104,6 +106,8 @@ def test_raw_records_of_the_access_log(store: Store) -> None:
         producers = stored.columns["producers"]
         assert isinstance(producers, str) and producers.split() == list(written_entry.producers)
     assert store.raw_records(AUDIT_LOG, 1, 10) == raw[1:]
+    assert store.raw_records(AUDIT_LOG, 0, 1) == raw[:1]
+    assert (store.raw_index_from(AUDIT_LOG, 1), store.raw_index_from(AUDIT_LOG, 2)) == (1, None)
 
 
 def test_the_first_index_of_a_message(store: Store, records: list[MessageRecord]) -> None:

@@ -181,6 +181,27 @@ def test_bal_audit_exits_1_on_a_rolled_back_store(data: Path) -> None:
     assert "size 20, the store holds only 12 leaves" in " ".join(broken.output.split())
 
 
+@pytest.mark.parametrize(("log", "keep", "beyond"), [(LOG, 12, 15), (AUDIT_LOG, 8, 10)])
+def test_a_record_left_beyond_a_rolled_back_log_is_found(
+    data: Path, log: str, keep: int, beyond: int
+) -> None:
+    """The log cut back to `keep` leaves but one later record left behind, after a gap
+    (the records in between gone too): the audit finds it past the log's end."""
+    if log == AUDIT_LOG:
+        table, survivor = "audit", query(data, "SELECT * FROM audit WHERE idx = ?", beyond)
+    else:
+        table = "readings"
+        survivor = query(data, "SELECT * FROM readings WHERE log = ? AND idx = ?", log, beyond)
+    roll_back(data, log, keep)
+    marks = ", ".join("?" * len(survivor))
+    edit(data, f"INSERT INTO {table} VALUES ({marks})", *survivor)  # noqa: S608
+    report = audit(data, log, with_chain=False)
+    assert report.problem == (
+        f"a record at index {beyond} lies beyond the log's {keep} leaves (it has no leaf hash)"
+    )
+    assert report.bad_index == keep
+
+
 @pytest.mark.parametrize(("log", "node", "leaves"), [(LOG, 1, "8-15"), (AUDIT_LOG, 0, "0-7")])
 def test_a_changed_merkle_node_at_level_3_is_found(
     data: Path, log: str, node: int, leaves: str

@@ -108,3 +108,17 @@ def test_leaf_bytes_equal_the_general_rfc8785_encoder(
     obj = leaf(Reading(device, WHEN, measurand, "1.5", unit, attrs))
     obj["attrs"] = attrs  # unfiltered, including empty values and non-ASCII keys
     assert leaf_bytes(obj) == rfc8785.dumps(obj)
+
+
+def test_leaf_bytes_escape_every_character_as_rfc8785_does() -> None:
+    """Each control character, quote, backslash, DEL, the JavaScript line separators, a
+    BOM and characters outside the BMP, in values and in an attribute key: the fast
+    encoder's escapes must be RFC 8785's exactly (a difference would change leaf hashes
+    that other verifiers recompute)."""
+    import rfc8785
+
+    specials = [chr(c) for c in range(0x21)] + ['"', "\\", "/", "\x7f", "\u2028", "\u2029"]
+    specials += ["\ufeff", "\U0001f600", "é", "\u00a0"]
+    for char in specials:
+        obj = leaf(Reading(f"d{char}", WHEN, char, f"1{char}", char, {f"k{char}": char}))
+        assert leaf_bytes(obj) == rfc8785.dumps(obj), repr(char)

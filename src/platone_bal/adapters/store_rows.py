@@ -367,17 +367,7 @@ def audit_column_rows(rows: Iterable[Row]) -> list[tuple[int, str, str, str, str
 
 # raw rows for `bal audit`: nothing converted
 
-RAW_READING_KEYS = (
-    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
-    "format", "received", "message", "message_id", "message_size", "payload_length",
-)  # fmt: skip
-"""Keys of a reading's RawRecord.columns, in the order `raw_records` selects them."""
-RAW_AUDIT_KEYS = ("time", "who", "action", "producers")
-"""Keys of a bal-audit entry's RawRecord.columns, in the order `raw_records` selects them."""
 
-
-def raw_records_from_rows(rows: Iterable[Row], keys: tuple[str, ...]) -> list[RawRecord]:
-    """From rows of (index, leaf, *the columns named by `keys`)."""
-    return [
-        RawRecord(index, leaf, dict(zip(keys, rest, strict=True))) for index, leaf, *rest in rows
-    ]
+def raw_records_from_rows(rows: Iterable[Row]) -> list[RawRecord]:
+    """From rows of (index, leaf, *the values of READING_COLUMNS or ENTRY_COLUMNS)."""
+    return [RawRecord(row[0], row[1], tuple(row[2:])) for row in rows]

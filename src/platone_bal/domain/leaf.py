@@ -7,12 +7,12 @@ verifier in any language: RFC 8785 (JCS) canonical JSON of a fixed set of keys.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from platone_bal.domain.readings import Reading, format_time
@@ -69,13 +69,14 @@ def leaf_bytes(leaf: dict[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of a leaf: the exact bytes that get hashed.
 
     For the shapes a leaf holds (ASCII keys; strings, null, small integers and lists of
-    strings as values) the standard library's sorted, compact, non-ASCII-escaping JSON
-    is byte for byte RFC 8785, and about ten times faster than a general JCS encoder;
-    anything else (non-ASCII keys sort by UTF-16 units in JCS; floats) takes the
-    general encoder. A property test holds the two equal.
+    strings as values) orjson's sorted, compact, UTF-8 JSON is byte for byte RFC 8785
+    (the same escapes: the short ones, backslash-u00xx for other control characters, nothing
+    else), and tens of times faster than a general JCS encoder; anything else (non-ASCII
+    keys sort by UTF-16 units in JCS; floats) takes the general encoder. A property test
+    holds the two equal.
     """
     if _plain(leaf):
-        return json.dumps(leaf, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)
     return bytes(rfc8785.dumps(leaf))
 
 

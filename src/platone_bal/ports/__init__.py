@@ -13,7 +13,9 @@ from platone_bal.ports.outside import (
     GrantLedger,
 )
 from platone_bal.ports.records import (
+    ENTRY_COLUMNS,
     MAX_ROW_ID,
+    READING_COLUMNS,
     AccessRow,
     RawRecord,
     ReadingQuery,
@@ -46,7 +48,9 @@ from platone_bal.ports.store import (
 )
 
 __all__ = [
+    "ENTRY_COLUMNS",
     "MAX_ROW_ID",
+    "READING_COLUMNS",
     "AccessLogStore",
     "AccessRow",
     "AnchorChain",

@@ -158,6 +158,23 @@ class RawRecord:
     index: object
     leaf: object
     """The leaf bytes as hashed (a BLOB, unless someone changed its type)."""
-    columns: dict[str, object]
-    """What is stored beside the leaf: a reading's fields and its message's digest,
-    id, size and stored payload length; an access entry's time, who, action, producers."""
+    values: tuple[object, ...]
+    """What is stored beside the leaf, in the order of `READING_COLUMNS` (a reading's
+    fields and its message's digest, id, size and stored payload length) or
+    `ENTRY_COLUMNS` (an access entry's time, who, action, producers): a tuple, as the
+    audit reads a whole log of them and compares them in slices."""
+
+    @property
+    def columns(self) -> dict[str, object]:
+        """The values by column name."""
+        keys = READING_COLUMNS if len(self.values) == len(READING_COLUMNS) else ENTRY_COLUMNS
+        return dict(zip(keys, self.values, strict=True))
+
+
+READING_COLUMNS = (
+    "log", "producer", "owner", "device", "time", "measurand", "value", "unit", "attrs",
+    "format", "received", "message", "message_id", "message_size", "payload_length",
+)  # fmt: skip
+"""A reading's RawRecord.values, in order."""
+ENTRY_COLUMNS = ("time", "who", "action", "producers")
+"""A bal-audit entry's RawRecord.values, in order."""

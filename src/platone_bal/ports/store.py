@@ -267,9 +267,15 @@ class RawStore(Protocol):
     """Rows exactly as stored (values of any SQL type, never parsed), for `bal audit`:
     a tampered or malformed row becomes a finding that names it, not a crash."""
 
-    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
-        """Records of `log` (readings, or bal-audit's entries) from index `start` on, in
-        index order, each with its leaf and the columns stored beside it."""
+    def raw_records(self, log: str, start: int, stop: int) -> list[RawRecord]:
+        """Records of `log` (readings, or bal-audit's entries) with start <= index <
+        stop, in index order, each with its leaf and the columns stored beside it (a
+        range, not a LIMIT: the database reads only that page, whatever its
+        statistics say)."""
+        ...
+
+    def raw_index_from(self, log: str, start: int) -> object | None:
+        """The smallest index of a stored record of `log` at or after `start`, if any."""
         ...
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:

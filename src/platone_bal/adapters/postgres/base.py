@@ -68,9 +68,11 @@ class PoolUser:
 
     _pool: Pool
 
-    def _all(self, query: Query, params: Sequence[Any] = ()) -> list[Row]:
+    def _all(self, query: Query, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
+        """All rows of one query; `binary` asks for binary results (bytea and integers
+        arrive without the text format's hex and digit parsing: the audit's pages)."""
         with self._pool.connection() as conn:
-            return conn.execute(query, params).fetchall()
+            return conn.execute(query, params, binary=binary).fetchall()
 
     def _one(self, query: Query, params: Sequence[Any] = ()) -> Row | None:
         with self._pool.connection() as conn:

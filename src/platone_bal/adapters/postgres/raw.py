@@ -3,14 +3,14 @@
 Nothing here is converted beyond what psycopg does for the column's type (bytea to
 bytes, bigint to int, text to str), so a row someone changed by hand reaches the audit
 as it is and becomes a finding that names it. The column sets are the SQLite store's
-and their keys are `store_rows`' (shared with it), so the audit reads both backends alike.
+in the order of `ports.READING_COLUMNS` and `ENTRY_COLUMNS`, so the audit reads both backends alike.
 """
 
 from __future__ import annotations
 
 from platone_bal.adapters.postgres.access import PRODUCERS_TEXT
 from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
-from platone_bal.adapters.store_rows import RAW_AUDIT_KEYS, RAW_READING_KEYS, raw_records_from_rows
+from platone_bal.adapters.store_rows import raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import RawRecord
 
@@ -19,24 +19,35 @@ from platone_bal.ports import RawRecord
 class RawTables(PoolUser):
     """RawStore."""
 
-    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
+    def raw_records(self, log: str, start: int, stop: int) -> list[RawRecord]:
         if log == AUDIT_LOG:
             rows = self._all(
                 f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS_TEXT}"  # noqa: S608
-                " FROM audit a WHERE a.idx >= %s ORDER BY a.idx LIMIT %s",
-                (start, limit),
+                " FROM audit a WHERE a.idx >= %s AND a.idx < %s ORDER BY a.idx",
+                (start, stop),
+                binary=True,
             )
-            return raw_records_from_rows(rows, RAW_AUDIT_KEYS)
+            return raw_records_from_rows(rows)
         # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
         rows = self._all(
             "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
             " r.value, r.unit, r.attrs, r.format, r.received, m.digest, m.id, m.size,"
             " octet_length(m.payload) FROM readings r LEFT JOIN messages m"
             " ON m.id = r.message_id AND m.received_at = r.message_at"
-            " WHERE r.log = %s AND r.idx >= %s ORDER BY r.idx LIMIT %s",
-            (log, start, limit),
+            " WHERE r.log = %s AND r.idx >= %s AND r.idx < %s ORDER BY r.idx",
+            (log, start, stop),
+            binary=True,
         )
-        return raw_records_from_rows(rows, RAW_READING_KEYS)
+        return raw_records_from_rows(rows)
+
+    def raw_index_from(self, log: str, start: int) -> object | None:
+        if log == AUDIT_LOG:
+            row = self._one("SELECT min(idx) FROM audit WHERE idx >= %s", (start,))
+        else:
+            row = self._one(
+                "SELECT min(idx) FROM readings WHERE log = %s AND idx >= %s", (log, start)
+            )
+        return None if row is None else row[0]
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
         rows = self._all(

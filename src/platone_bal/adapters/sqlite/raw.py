@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from platone_bal.adapters.sqlite.access_log import PRODUCERS
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
-from platone_bal.adapters.store_rows import (
-    ANCHOR_COLUMNS,
-    RAW_AUDIT_KEYS,
-    RAW_READING_KEYS,
-    raw_records_from_rows,
-)
+from platone_bal.adapters.store_rows import ANCHOR_COLUMNS, raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.ports import RawRecord
 
@@ -17,24 +12,34 @@ from platone_bal.ports import RawRecord
 class SqliteRaw(SqliteDatabase):
     """RawStore."""
 
-    def raw_records(self, log: str, start: int, limit: int) -> list[RawRecord]:
+    def raw_records(self, log: str, start: int, stop: int) -> list[RawRecord]:
         db = self._connection()
         if log == AUDIT_LOG:
             rows = db.execute(
                 f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS} FROM audit a"  # noqa: S608
-                " WHERE a.idx >= ? ORDER BY a.idx LIMIT ?",
-                (start, limit),
+                " WHERE a.idx >= ? AND a.idx < ? ORDER BY a.idx",
+                (start, stop),
             )
-            return raw_records_from_rows(rows, RAW_AUDIT_KEYS)
+            return raw_records_from_rows(rows)
         # LEFT JOIN: a reading whose message row is gone is still audited (and found out)
         rows = db.execute(
             "SELECT r.idx, r.leaf, r.log, r.producer, r.owner, r.device, r.time, r.measurand,"
             " r.value, r.unit, r.attrs, r.format, r.received, m.digest, m.id, m.size,"
             " length(m.payload) FROM readings r LEFT JOIN messages m ON m.id = r.message_id"
-            " WHERE r.log = ? AND r.idx >= ? ORDER BY r.idx LIMIT ?",
-            (log, start, limit),
+            " WHERE r.log = ? AND r.idx >= ? AND r.idx < ? ORDER BY r.idx",
+            (log, start, stop),
         )
-        return raw_records_from_rows(rows, RAW_READING_KEYS)
+        return raw_records_from_rows(rows)
+
+    def raw_index_from(self, log: str, start: int) -> object | None:
+        db = self._connection()
+        if log == AUDIT_LOG:
+            row = db.execute("SELECT min(idx) FROM audit WHERE idx >= ?", (start,)).fetchone()
+        else:
+            row = db.execute(
+                "SELECT min(idx) FROM readings WHERE log = ? AND idx >= ?", (log, start)
+            ).fetchone()
+        return None if row is None else row[0]
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
         rows = self._connection().execute(

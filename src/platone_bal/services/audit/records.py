@@ -4,29 +4,34 @@ in the database, but not in the leaf the tree was built from, shows here."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import leaf_bytes
+from platone_bal.ports import ENTRY_COLUMNS, READING_COLUMNS
 from platone_bal.services.audit.report import BadRow
 from platone_bal.services.audit.rows import sql_type
 
-READING_FIELDS = ("log", "producer", "owner", "device", "time", "measurand", "value", "unit")
+READING_FIELDS = READING_COLUMNS[:8]
+"""The leaf's keys stored as columns of the same name (log ... unit)."""
+SOURCE_FIELDS = ("format", "received", "message")
+"""The leaf's `source` keys, stored as the columns that follow `attrs`."""
 
 
-def check_reading(raw: object, columns: Mapping[str, object]) -> bytes:
-    """The leaf bytes, once the columns stored beside them are what the leaf says."""
+def check_reading(raw: object, values: tuple[object, ...]) -> bytes:
+    """The leaf bytes, once the columns stored beside them (`values`, in the order of
+    READING_COLUMNS) are what the leaf says. Whole tuples are compared first (the audit
+    reads every reading of a log): a field is named only when they differ."""
     data, leaf = leaf_of(raw, "leaf")
-    for key in READING_FIELDS:
-        if leaf.get(key) != columns.get(key):
-            raise BadRow(
-                f"{key}: stored {columns.get(key)!r}, certified leaf says {leaf.get(key)!r}"
-            )
-    attrs = columns.get("attrs")
+    stored = values[:8]
+    certified = tuple(map(leaf.get, READING_FIELDS))
+    if certified != stored:
+        differing(READING_FIELDS, stored, certified, "")
+    attrs = values[8]
     try:
-        stored_attrs = json.loads(attrs) if isinstance(attrs, str | bytes) else attrs
+        stored_attrs = orjson.loads(attrs) if isinstance(attrs, str | bytes) else attrs
     except ValueError:
         raise BadRow(f"attrs: stored {attrs!r} is not JSON") from None
     if leaf.get("attrs") != stored_attrs:
@@ -34,39 +39,40 @@ def check_reading(raw: object, columns: Mapping[str, object]) -> bytes:
     source = leaf.get("source")
     if not isinstance(source, dict):
         raise BadRow(f"source: the certified leaf has {source!r}, not an object")
-    for key, column in (("format", "format"), ("received", "received"), ("message", "message")):
-        if source.get(key) != columns.get(column):
-            raise BadRow(
-                f"source.{key}: stored {columns.get(column)!r}, "
-                f"certified leaf says {source.get(key)!r}"
-            )
-    if columns.get("message_id") is None:
+    stored, certified = values[9:12], tuple(map(source.get, SOURCE_FIELDS))
+    if certified != stored:
+        differing(SOURCE_FIELDS, stored, certified, "source.")
+    message_id, message_size, payload_length = values[12:15]
+    if message_id is None:
         raise BadRow("its message is missing from the store")
-    if columns.get("payload_length") != columns.get("message_size"):
+    if payload_length != message_size:
         raise BadRow(
-            f"its message {columns.get('message_id')} is stored with "
-            f"{columns.get('payload_length')!r} of its {columns.get('message_size')!r} bytes; "
+            f"its message {message_id} is stored with "
+            f"{payload_length!r} of its {message_size!r} bytes; "
             "a message that gave readings is never cut"
         )
     return data
 
 
-def check_entry(raw: object, columns: Mapping[str, object]) -> bytes:
+def differing(
+    keys: tuple[str, ...], stored: tuple[object, ...], certified: tuple[object, ...], prefix: str
+) -> None:
+    """Name the first key whose stored and certified values differ."""
+    for key, mine, theirs in zip(keys, stored, certified, strict=True):
+        if mine != theirs:
+            raise BadRow(f"{prefix}{key}: stored {mine!r}, certified leaf says {theirs!r}")
+
+
+def check_entry(raw: object, values: tuple[object, ...]) -> bytes:
     """The entry bytes, once they are a leaf of bal-audit and the columns that decide who
-    sees the entry are what it says."""
+    sees the entry (`values`, in the order of ENTRY_COLUMNS) are what it says."""
     data, entry = leaf_of(raw, "entry")
     if entry.get("log") != AUDIT_LOG:
         raise BadRow(f"entry names log {entry.get('log')!r}")
-    producers = columns.get("producers")
+    time, who, action, producers = values
     if not isinstance(producers, str):
         raise BadRow(f"producers: stored {producers!r}, not text")
-    expected = {
-        "time": columns.get("time"),
-        "who": columns.get("who"),
-        "action": columns.get("action"),
-        "producers": producers.split(),
-    }
-    for key, stored in expected.items():
+    for key, stored in zip(ENTRY_COLUMNS, (time, who, action, producers.split()), strict=True):
         if entry.get(key) != stored:
             raise BadRow(f"{key}: stored {stored!r}, certified entry says {entry.get(key)!r}")
     return data
@@ -77,7 +83,7 @@ def leaf_of(raw: object, what: str) -> tuple[bytes, dict[str, Any]]:
     if not isinstance(raw, bytes):
         raise BadRow(f"the {what} is stored as {sql_type(raw)}, not as the certified bytes")
     try:
-        decoded = json.loads(raw)
+        decoded = orjson.loads(raw)
     except (ValueError, RecursionError):
         raise BadRow(f"the stored {what} bytes are not JSON") from None
     if not isinstance(decoded, dict):

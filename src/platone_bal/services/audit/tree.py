@@ -37,7 +37,7 @@ class LogPass:
         size = self.report.size
         index = 0
         while index < size:
-            records = self.store.raw_records(self.log, index, min(PAGE, size - index))
+            records = self.store.raw_records(self.log, index, min(index + PAGE, size))
             if not records:
                 raise Finding("record missing from the store", index)
             nodes = PageNodes(self.store, self.log, index, index + len(records))
@@ -52,7 +52,7 @@ class LogPass:
         if record.index != index:
             raise Finding(f"record for index {index} is missing", index)
         try:
-            raw = self.checked(record.leaf, record.columns)
+            raw = self.checked(record.leaf, record.values)
         except BadRow as bad:
             raise Finding(str(bad), index) from None
         for level, node_index, value in self.frontier.append(SHA3_256.hash_leaf(raw)):
@@ -146,10 +146,9 @@ def nothing_beyond(store: Store, log: str, size: int) -> None:
     left records or checkpoints shows here. (A running node may have grown during the
     audit: past its size now.)"""
     end = max(size, store.log_size(log))
-    if records := store.raw_records(log, end, 1):
+    if (index := store.raw_index_from(log, end)) is not None:
         raise Finding(
-            f"a record at index {records[0].index!r} lies beyond the log's {end} leaves "
-            "(it has no leaf hash)",
+            f"a record at index {index!r} lies beyond the log's {end} leaves (it has no leaf hash)",
             end,
         )
     if checkpoints := store.raw_checkpoints(log, end, 1):
