@@ -109,6 +109,13 @@ def test_the_store_is_the_whole_port(store: PostgresStore) -> None:
     assert port.log_size(LOG) == 0 and port.nodes(LOG) is not None
 
 
+def test_sessions_speak_utc_and_sort_a_device_day_in_memory(store: PostgresStore) -> None:
+    """A device-day page (8,640 rows, about 3 MB) sorted by id spilled to disk at the
+    server's default 4 MB work_mem; the node's sessions raise it, and keep UTC."""
+    assert rows_of(store, "SHOW work_mem") == [("32MB",)]
+    assert rows_of(store, "SHOW TimeZone") == [("UTC",)]
+
+
 def test_save_keeps_leaves_and_their_text_byte_for_byte(store: PostgresStore) -> None:
     first = message([T0, T0 + timedelta(seconds=1)], values=["11.04", "1e400"])
     second = message([T0 + timedelta(seconds=2)], device="meter2", tag="b")

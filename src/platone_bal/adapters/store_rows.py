@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device, DeviceKind
@@ -338,7 +340,7 @@ def stored_reading_from_row(row: Row) -> StoredReading:
         measurand=row[7],
         value=row[8],
         unit=row[9],
-        attrs=json.loads(row[10]),
+        attrs=orjson.loads(row[10]),
         format=row[11],
         received=row[12],
         message=row[13],

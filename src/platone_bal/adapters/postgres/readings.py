@@ -98,6 +98,7 @@ class ReadingTables(PoolUser):
             f"SELECT {_READING_COLUMNS} FROM readings"  # noqa: S608 (columns are constants)
             f" WHERE {where} ORDER BY {order} LIMIT %s",
             (*params, limit),
+            binary=True,
         )
         return [stored_reading_from_row(row) for row in rows]
 
