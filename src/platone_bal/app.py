@@ -14,6 +14,7 @@ from pathlib import Path
 
 from web3 import Web3
 
+from platone_bal.adapters.device_registry import Web3DeviceRegistry
 from platone_bal.adapters.dynsec import DynsecBroker, DynsecControl
 from platone_bal.adapters.mosquitto_process import (
     SERVICE_USERNAME,
@@ -25,7 +26,7 @@ from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.secret_files import read_or_create_secret
 from platone_bal.adapters.wallets import Wallets
-from platone_bal.adapters.web3_chain import Web3DeviceRegistry, Web3GrantLedger
+from platone_bal.adapters.web3_chain import Web3GrantLedger
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.gateway import GatewayConfig
@@ -44,6 +45,7 @@ from platone_bal.services.broker_sync import BrokerSync
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.clients import ClientService
 from platone_bal.services.decision_recorder import DecisionRecorder
+from platone_bal.services.device_keys import DeviceKeys
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
@@ -130,6 +132,7 @@ class Node:
         # The chain opens in serve(): commands such as `bal users add` need no chain.
         self.chain: OpenChain | None = None
         self.device_ledger: Web3DeviceRegistry | None = None
+        self.device_keys: DeviceKeys | None = None
         self.anchorer: Anchorer | None = None
         self.api = create_api(
             ApiContext(
@@ -270,6 +273,9 @@ class Node:
         self.device_ledger = Web3DeviceRegistry(
             chain.w3, chain.deployment, self.keys["chain-admin"].private_key
         )
+        self.device_keys = DeviceKeys(self.device_ledger, interval=settings.key_poll_interval)
+        await asyncio.to_thread(self.device_keys.start)
+        self.ingest.records.keys = self.device_keys
         recorder_key = self.keys["anchorer"].private_key
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets
@@ -345,6 +351,7 @@ class Node:
             await asyncio.to_thread(self.anchorer.stop)
             await asyncio.to_thread(audit_anchorer.stop)
             await asyncio.to_thread(decisions.stop)
+            await asyncio.to_thread(self.device_keys.stop)
             self.chain.close()
             self.store.close()
 

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(
         default=0.2, gt=0, le=0.9, description="Least seconds between two signed checkpoints."
     )
+    key_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=4.0,
+        description="Seconds between two reads of DeviceRegistry's events: a key registered "
+        "or revoked on chain counts within this (and at most 5 s, ARCHITECTURE §8).",
+    )
 
     @model_validator(mode="after")
     def _external_broker_needs_credentials(self) -> Settings:

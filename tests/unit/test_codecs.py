@@ -224,8 +224,8 @@ def test_pmu_and_detection_refusals_say_why(payload: bytes, reason: str) -> None
         decode(payload)
 
 
-def test_signed_envelopes_are_detected_and_refused_with_a_reason() -> None:
-    with pytest.raises(DecodeError, match="signed Light Node envelopes"):
+def test_signed_envelopes_are_detected_and_a_malformed_one_refused_with_a_reason() -> None:
+    with pytest.raises(DecodeError, match="signed envelope version must be the number 1"):
         decode(b'{"payload": "e30=", "signature": "0x00"}')
 
 

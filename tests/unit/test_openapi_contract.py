@@ -19,10 +19,11 @@ from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSE
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from web3 import Web3
 
+from platone_bal.adapters.device_registry import Web3DeviceRegistry
 from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
-from platone_bal.adapters.web3_chain import Web3DeviceRegistry, deploy_contracts
+from platone_bal.adapters.web3_chain import deploy_contracts
 from platone_bal.api import create_api
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner

@@ -313,27 +313,6 @@ class Web3GrantLedger:
             return False
 
 
-class Web3DeviceRegistry:
-    """Device keys in `DeviceRegistry`, changed by the node's chain-admin account."""
-
-    def __init__(self, w3: Web3, deployment: Deployment, admin_key: bytes) -> None:
-        self.address = deployment.contracts["DeviceRegistry"]
-        self.registry = contract(w3, "DeviceRegistry", self.address)
-        self._sender = Transactor(w3, admin_key)
-
-    def register(self, device_key: bytes, key: str, owner: str) -> str:
-        receipt = self._sender.send(
-            self.registry.functions.register(
-                device_key, Web3.to_checksum_address(key), Web3.to_checksum_address(owner)
-            )
-        )
-        return "0x" + bytes(receipt["transactionHash"]).hex()
-
-    def revoke(self, device_key: bytes) -> str:
-        receipt = self._sender.send(self.registry.functions.revoke(device_key))
-        return "0x" + bytes(receipt["transactionHash"]).hex()
-
-
 def _block_time(timestamp: int) -> str:
     return format_time(datetime.fromtimestamp(timestamp, UTC))
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from platone_bal.codecs import cim, pmu
+from platone_bal.codecs.envelope import FORMAT as SIGNED_ENVELOPE
+from platone_bal.codecs.envelope import Envelope, read_envelope
 from platone_bal.codecs.errors import DecodeError
 from platone_bal.codecs.json_depth import JsonTooDeep, check_depth
 from platone_bal.domain.readings import Reading
-
-SIGNED_ENVELOPE = "signed-envelope"
 
 
 class JsonNumber(str):
@@ -32,10 +32,27 @@ class Decoded:
     format: str
     readings: list[Reading]
     problems: list[str]
+    envelope: Envelope | None = None
+    """The signed envelope the readings came in, if they did: its signature is not
+    checked here (that needs the DSO's registry)."""
 
 
 def decode(payload: bytes) -> Decoded:
-    """Detect the payload's kind and decode it, or raise DecodeError with the reason."""
+    """Detect the payload's kind and decode it, or raise DecodeError with the reason. A
+    signed envelope's readings are those of the payload inside it (CIM or PMU, never
+    another envelope)."""
+    decoded = _decode(payload)
+    if decoded.format != SIGNED_ENVELOPE:
+        return decoded
+    assert decoded.envelope is not None
+    try:
+        inner = _decode(decoded.envelope.payload, envelopes=False)
+    except DecodeError as error:
+        raise DecodeError(f"signed envelope's payload: {error}") from None
+    return Decoded(SIGNED_ENVELOPE, inner.readings, inner.problems, decoded.envelope)
+
+
+def _decode(payload: bytes, *, envelopes: bool = True) -> Decoded:
     body = payload.lstrip()
     if body.startswith(b"<") or body.startswith(b"\xef\xbb\xbf<"):
         return Decoded(cim.FORMAT, *cim.decode_cim(payload))
@@ -44,10 +61,9 @@ def decode(payload: bytes) -> Decoded:
         if "readings" in document:
             return Decoded(pmu.FORMAT, *pmu.decode_pmu(document))
         if "payload" in document and "signature" in document:
-            raise DecodeError(
-                "signed Light Node envelopes are not accepted yet: "
-                "device keys arrive with the DeviceRegistry"
-            )
+            if not envelopes:
+                raise DecodeError("an envelope inside an envelope")
+            return Decoded(SIGNED_ENVELOPE, [], [], read_envelope(document))
         raise DecodeError("JSON payload is neither PMU ('readings') nor a signed envelope")
     if not body:
         raise DecodeError("empty payload")

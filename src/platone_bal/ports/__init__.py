@@ -9,6 +9,7 @@ from platone_bal.ports.outside import (
     BrokerJournal,
     CertifiedSink,
     ChainError,
+    DeviceKeyEvents,
     DeviceLedger,
     GrantLedger,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "ChainError",
     "CheckpointStore",
     "ClientStore",
+    "DeviceKeyEvents",
     "DeviceLedger",
     "DeviceStore",
     "GrantLedger",

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.domain.decisions import Decision
+from platone_bal.domain.light_nodes import KeyChange
 from platone_bal.domain.messages import JournalRecord
 
 
@@ -40,6 +41,20 @@ class DeviceLedger(Protocol):
         ...
 
     def revoke(self, device_key: bytes) -> str: ...
+
+
+class DeviceKeyEvents(Protocol):
+    """DeviceRegistry's history, read from any JSON-RPC node: what the registry says
+    counts, whoever changed it."""
+
+    def key_changes(self, from_block: int) -> tuple[list[KeyChange], int]:
+        """Registrations and revocations in blocks `from_block`.. the latest, in chain
+        order, and the latest block read (the next call starts after it)."""
+        ...
+
+    def first_block(self) -> int:
+        """The block the registry was deployed in: nothing before it matters."""
+        ...
 
 
 class BrokerJournal(Protocol):

@@ -10,13 +10,15 @@ payload's rejection, never the pipeline's stop; only the store's own failure
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import overload
 
 from platone_bal import metrics
 from platone_bal.codecs import DecodeError, decode
+from platone_bal.codecs.envelope import Envelope
 from platone_bal.domain.devices import device_publish_refusal, parse_device_login
 from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
+from platone_bal.domain.light_nodes import BadSignature, recover_signer, signer_refusal
 from platone_bal.domain.messages import (
     MessageRecord,
     ReadingRecord,
@@ -26,6 +28,7 @@ from platone_bal.domain.messages import (
 from platone_bal.domain.readings import implausible_time, oversized_field, shown
 from platone_bal.domain.users import Role, User, topic_producer
 from platone_bal.ports import Store, StoreUnavailable
+from platone_bal.services.device_keys import DeviceKeys
 from platone_bal.services.ingest.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -40,13 +43,27 @@ class Lookups:
     """(producer, device) -> whether that device has a login of its own."""
 
 
+class EnvelopeRefused(Exception):
+    """A signed envelope whose signer may not speak for its device; the message says why."""
+
+
 class RecordBuilder:
     """Decides each delivery into the record the writer stores for it."""
 
-    def __init__(self, store: Store, *, log_id: str, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        log_id: str,
+        max_payload_bytes: int,
+        keys: DeviceKeys | None = None,
+    ) -> None:
         self.store = store
         self.log_id = log_id
         self.max_payload_bytes = max_payload_bytes
+        self.keys = keys
+        """DeviceRegistry's keys; None (no chain): signed envelopes cannot be checked and
+        are refused, and no device is known to have to sign."""
 
     def build(self, delivery: Delivery, lookups: Lookups | None = None) -> MessageRecord:
         """Everything decided about one delivery: its readings or its rejection reasons
@@ -125,6 +142,13 @@ class RecordBuilder:
             record.rejections.append(str(error))
             return
         record.format = decoded.format
+        signer: str | None = None
+        if decoded.envelope is not None:
+            try:
+                signer = self._signer(decoded.envelope, producer)
+            except EnvelopeRefused as refused:
+                record.rejections.append(str(refused))
+                return
         record.rejections.extend(decoded.problems)
         source = Source(decoded.format, record.digest, delivery.received)
         for reading in decoded.readings:
@@ -142,6 +166,21 @@ class RecordBuilder:
             if why is not None:
                 record.rejections.append(f"{reading.device} {reading.measurand}: {why}")
                 continue
+            if signer is not None:
+                assert decoded.envelope is not None
+                if reading.device != decoded.envelope.device:
+                    record.rejections.append(
+                        f"{shown(reading.device)} {reading.measurand}: device mismatch, "
+                        f"the envelope is signed for device {decoded.envelope.device!r}"
+                    )
+                    continue
+                reading = replace(reading, attrs={**reading.attrs, "signer": signer})
+            elif self.keys is not None and self.keys.must_sign(producer.username, reading.device):
+                record.rejections.append(
+                    f"{reading.device} {reading.measurand}: device {reading.device!r} has a "
+                    "key in DeviceRegistry and must send signed envelopes"
+                )
+                continue
             leaf = leaf_object(
                 reading,
                 log=self.log_id,
@@ -151,6 +190,22 @@ class RecordBuilder:
                 salt=new_salt(),
             )
             record.readings.append(ReadingRecord(reading, leaf, leaf_bytes(leaf)))
+
+    def _signer(self, envelope: Envelope, producer: User) -> str:
+        """The envelope's signer, if the registry lets that key speak for its device;
+        else EnvelopeRefused says why."""
+        if self.keys is None:
+            raise EnvelopeRefused("signed envelopes cannot be checked: no DeviceRegistry here")
+        try:
+            signer = recover_signer(envelope.payload, envelope.signature)
+        except BadSignature as error:
+            raise EnvelopeRefused(f"bad signature: {error}") from None
+        refusal = signer_refusal(
+            envelope.device, self.keys.state(producer.username, envelope.device), signer
+        )
+        if refusal is not None:
+            raise EnvelopeRefused(refusal)
+        return signer
 
     def _refusal(
         self,

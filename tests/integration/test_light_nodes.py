@@ -1,0 +1,203 @@
+"""Signed Light Node envelopes on a running node: a device's key registered in
+DeviceRegistry through the API (embedded chain) or by another tool straight on an
+outside JSON-RPC node (ganache); envelopes published with the device's own MQTT login
+and posted over HTTPS; a revocation honoured within 5 s."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
+from web3 import Web3
+
+from platone_bal.adapters.node_keys import NodeKeys
+from platone_bal.adapters.wallets import Wallets
+from platone_bal.adapters.web3_chain import Transactor, contract
+from platone_bal.cli import app
+from platone_bal.domain.devices import device_key
+from platone_bal.simulate import connect
+from tests.conftest import SAMPLE_PMU
+from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.stores import store_env
+from tests.integration.test_ganache import PASSPHRASE, Ganache, funded_ganache
+
+pytestmark = pytest.mark.integration
+HONOURED_WITHIN = 5.0
+"""ARCHITECTURE §8: a key registered or revoked on chain counts within 5 s."""
+
+
+def envelope(payload: bytes, account: LocalAccount, device: str = "ln1") -> bytes:
+    signature = account.sign_message(encode_defunct(primitive=payload)).signature
+    document = {
+        "v": 1,
+        "device": device,
+        "payload": payload.decode(),
+        "signature": signature.to_0x_hex(),
+    }
+    return json.dumps(document).encode()
+
+
+def packet(value: int, device: str = "ln1") -> bytes:
+    """A PMU payload of `device` with a value of its own (each a new message)."""
+    return SAMPLE_PMU.replace(b'"pmu1"', f'"{device}"'.encode()).replace(
+        b"11", str(value).encode(), 1
+    )
+
+
+@pytest.fixture
+def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
+    data_dir = tmp_path / "data"
+    node = funded_ganache(tmp_path, data_dir)
+    yield node, data_dir
+    node.stop()
+
+
+class Producer:
+    """producer1 on a node, with its Light Node ln1 (own MQTT login, key `account`)."""
+
+    def __init__(self, node: NodeThread, account: LocalAccount) -> None:
+        self.node = node
+        node.add_user("producer1", "secret-pass-1")
+        self.headers = node.token("producer1", "secret-pass-1")
+        device = node.http.post(
+            "/v1/devices",
+            json={
+                "device_id": "ln1",
+                "kind": "light-node",
+                "public_key": account.address,
+                "mqtt_credentials": True,
+            },
+            headers=self.headers,
+        )
+        device.raise_for_status()
+        url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
+        self.device = connect(url, device.json()["mqtt_username"], device.json()["mqtt_password"])
+
+    def publish(self, payload: bytes) -> None:
+        self.device.publish("platone/producer1/ln1", payload, qos=1).wait_for_publish(5)
+
+    def readings(self) -> list[dict[str, object]]:
+        answer = self.node.http.get("/v1/readings", params={"limit": 1000}, headers=self.headers)
+        return list(answer.json()["items"])
+
+    def rejections(self) -> list[str]:
+        answer = self.node.http.get("/v1/rejections", params={"limit": 1000}, headers=self.headers)
+        return [item["reason"] for item in answer.json()["items"]]
+
+    def close(self) -> None:
+        self.device.disconnect()
+        self.device.loop_stop()
+
+
+def signer_of(reading: dict[str, object]) -> object:
+    attrs = reading["attrs"]
+    assert isinstance(attrs, dict)
+    return attrs.get("signer")
+
+
+def test_signed_envelopes_over_mqtt_and_https_and_a_revocation_within_5_s(tmp_path: Path) -> None:
+    light_node = Account.create()
+    with NodeThread(tmp_path / "bal") as node:
+        producer = Producer(node, light_node)
+        try:
+            path, params = "/v1/devices/ln1/key", {"producer": "producer1"}
+            node.http.post(path, params=params, headers=node.token()).raise_for_status()
+            time.sleep(HONOURED_WITHIN)  # the registration counts within 5 s
+            producer.publish(envelope(packet(1), light_node))
+            posted = node.http.post(
+                "/v1/ingest", content=envelope(packet(2), light_node), headers=producer.headers
+            )
+            assert posted.status_code == 202, posted.text
+            producer.publish(packet(3))  # unsigned, from a device with a key
+            producer.publish(envelope(packet(4), Account.create()))  # another key
+            wait_for(lambda: len(producer.readings()) == 4, what="4 signed readings")
+            wait_for(
+                lambda: (
+                    any(
+                        "another key" in r or "registered with key" in r
+                        for r in producer.rejections()
+                    )
+                    and any("must send signed" in r for r in producer.rejections())
+                ),
+                what="the unsigned and the wrongly signed packets refused",
+            )
+            readings = producer.readings()
+            assert {r["value"] for r in readings} == {"1", "2", "22"}
+            assert {signer_of(r) for r in readings} == {light_node.address}
+            reasons = producer.rejections()
+            assert any("must send signed envelopes" in r for r in reasons), reasons
+            assert any(f"registered with key {light_node.address}" in r for r in reasons), reasons
+
+            node.http.delete(path, params=params, headers=node.token()).raise_for_status()
+            revoked_at = time.monotonic()
+            sent = 10
+            while True:  # a packet a 0.2 s until one is refused
+                sent += 1
+                producer.publish(envelope(packet(sent), light_node))
+                time.sleep(0.2)
+                if any("was revoked" in r for r in producer.rejections()):
+                    break
+                assert time.monotonic() - revoked_at < HONOURED_WITHIN + 2, "revocation ignored"
+            refused_after = time.monotonic() - revoked_at
+            count = len(producer.readings())
+            producer.publish(envelope(packet(99), light_node))
+            wait_for(lambda: sum("was revoked" in r for r in producer.rejections()) >= 2)
+            assert len(producer.readings()) == count  # nothing more accepted after that
+            assert refused_after < HONOURED_WITHIN + 0.5, refused_after
+        finally:
+            producer.close()
+
+
+def test_a_key_changed_on_an_outside_node_by_another_tool_counts_within_5_s(
+    ganache_setup: tuple[Ganache, Path],
+) -> None:
+    ganache, data_dir = ganache_setup
+    env = {"BAL_DATA_DIR": str(data_dir), "BAL_KEY_PASSPHRASE": PASSPHRASE, **store_env(data_dir)}
+    deployed = CliRunner().invoke(app, ["chain", "deploy", "--rpc", ganache.url], env=env)
+    assert deployed.exit_code == 0, deployed.output
+    settings = {"chain": "rpc", "chain_url": ganache.url, "key_passphrase": PASSPHRASE}
+    light_node = Account.create()
+    with NodeThread(data_dir, **settings) as node:  # type: ignore[arg-type]
+        producer = Producer(node, light_node)
+        try:
+            # the DSO registers the key with its own tooling, not through the BAL
+            w3 = Web3(Web3.HTTPProvider(ganache.url))
+            assert node.node.chain is not None
+            address = node.node.chain.chain.deployment.contracts["DeviceRegistry"]
+            registry = contract(w3, "DeviceRegistry", address)
+            admin_key = NodeKeys(data_dir / "keys", Wallets(PASSPHRASE))["chain-admin"].private_key
+            dso = Transactor(w3, admin_key)
+            owner = Account.create().address
+            dso.send(
+                registry.functions.register(
+                    device_key("producer1", "ln1"), light_node.address, owner
+                )
+            )
+            registered_at = time.monotonic()
+            value = 0
+            while not producer.readings():
+                value += 1
+                producer.publish(envelope(packet(value), light_node))
+                time.sleep(0.2)
+                assert time.monotonic() - registered_at < HONOURED_WITHIN + 2, producer.rejections()
+            assert time.monotonic() - registered_at < HONOURED_WITHIN + 0.5
+            reading = producer.readings()[0]
+            assert signer_of(reading) == light_node.address
+
+            dso.send(registry.functions.revoke(device_key("producer1", "ln1")))
+            revoked_at = time.monotonic()
+            while not any("was revoked" in r for r in producer.rejections()):
+                value += 1
+                producer.publish(envelope(packet(value), light_node))
+                time.sleep(0.2)
+                assert time.monotonic() - revoked_at < HONOURED_WITHIN + 2, "revocation ignored"
+            assert time.monotonic() - revoked_at < HONOURED_WITHIN + 0.5
+        finally:
+            producer.close()
