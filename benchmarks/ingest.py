@@ -5,7 +5,12 @@
 2. BAL: the same payloads through the same broker into a BAL node (BAL_BROKER=mosquitto),
    timed until every reading is committed in the SQLite store;
 3. BAL on its defaults: the same payloads into a node running its own Mosquitto (saved
-   after every change, as `bal up` runs it), timed the same way.
+   after every change, as `bal up` runs it), timed the same way;
+4. signed: the same payloads, each wrapped in a Light Node envelope signed by its
+   device's key (ARCHITECTURE §8), into a node on its defaults whose DeviceRegistry
+   holds every device's key (registered through the API before the run), timed the
+   same way; compared with 3 (unsigned, whose every reading is also checked against
+   the registry: a device with a key must sign).
 
 Writes a JSON report (default benchmarks/results/ingest.json) with both rates and
 their ratio. Run: `make bench` or `.venv/bin/python benchmarks/ingest.py --rounds 50`.
@@ -29,10 +34,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from tests.integration.mosquitto import Mosquitto
 from tests.integration.nodes import NodeThread
 
-from platone_bal.simulate import Fleet, connect
+from platone_bal.simulate import Fleet, connect, signed_envelope
 
 PRODUCER = ("producer1", "secret-pass-1")
 SERVICE = ("bal-service", "service-pass-1")
@@ -115,11 +122,52 @@ def through_own_broker(messages: list[tuple[str, bytes]], workdir: Path) -> dict
     return _timed(node, url, messages, workdir / "bal-own")
 
 
+def through_own_broker_signed(
+    messages: list[tuple[str, bytes]], devices: list[str], workdir: Path
+) -> dict[str, float]:
+    """The payloads signed by their devices' keys, into a node whose registry has them."""
+    accounts: dict[str, LocalAccount] = {device: Account.create() for device in devices}
+    signed = [
+        (
+            topic,
+            signed_envelope(payload, topic.rsplit("/", 1)[1], accounts[topic.rsplit("/", 1)[1]]),
+        )
+        for topic, payload in messages
+    ]
+    node = NodeThread(workdir / "bal-signed")
+    url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
+
+    def register_keys() -> None:
+        producer = node.token(*PRODUCER)
+        for device, account in accounts.items():
+            kind = "meter" if device.startswith("meter") else "pmu"
+            body = {"device_id": device, "kind": kind, "public_key": account.address}
+            node.http.post("/v1/devices", json=body, headers=producer).raise_for_status()
+            node.http.post(
+                f"/v1/devices/{device}/key", params={"producer": PRODUCER[0]}, headers=node.token()
+            ).raise_for_status()
+        keys = node.node.device_keys
+        assert keys is not None
+        deadline = time.monotonic() + 30
+        while not all(keys.must_sign(PRODUCER[0], device) for device in devices):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the node did not see the registered keys")
+            time.sleep(0.1)
+
+    return _timed(node, url, signed, workdir / "bal-signed", before=register_keys)
+
+
 def _timed(
-    node: NodeThread, url: str, messages: list[tuple[str, bytes]], data_dir: Path
+    node: NodeThread,
+    url: str,
+    messages: list[tuple[str, bytes]],
+    data_dir: Path,
+    before: Any = None,
 ) -> dict[str, float]:
     with node:
         node.add_user(*PRODUCER)
+        if before is not None:
+            before()
         database = sqlite3.connect(data_dir / "scd.sqlite3")
 
         def counts() -> tuple[int, int]:
@@ -163,6 +211,7 @@ def main() -> None:
             raw = baseline(broker, messages)
             bal = through_bal(broker, messages, workdir)
             own = through_own_broker(messages, workdir)
+            signed = through_own_broker_signed(messages, fleet.devices(), workdir)
         finally:
             for process in PUBLISHERS:
                 process.join(60)
@@ -182,7 +231,9 @@ def main() -> None:
         "baseline_mosquitto_to_paho": raw,
         "bal_end_to_end": bal,
         "bal_own_mosquitto": own,
+        "bal_own_mosquitto_signed": signed,
         "ratios": {
+            "signed_vs_unsigned_own_mosquitto": signed["messages_per_s"] / own["messages_per_s"],
             "bal_messages_vs_raw_delivery": bal["messages_per_s"] / raw["messages_per_s"],
             "bal_own_mosquitto_vs_raw_delivery": own["messages_per_s"] / raw["messages_per_s"],
         },

@@ -19,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,6 +97,18 @@ def one_reading_payload(device: str) -> bytes:
         "readings": [{"measurand": "frequency", "data": 50}],
     }
     return json.dumps(document).encode()
+
+
+def signed_envelope(payload: bytes, device: str, account: LocalAccount) -> bytes:
+    """A Light Node's signed envelope (ARCHITECTURE §8) of `payload`, by `account`."""
+    signature = account.sign_message(encode_defunct(primitive=payload)).signature
+    envelope = {
+        "v": 1,
+        "device": device,
+        "payload": payload.decode(),
+        "signature": signature.to_0x_hex(),
+    }
+    return json.dumps(envelope).encode()
 
 
 @dataclass(frozen=True)

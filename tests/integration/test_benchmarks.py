@@ -35,6 +35,26 @@ def test_certify_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert result["audit"]["anchors"] == 2
 
 
+@pytest.mark.timeout(300)
+def test_ingest_benchmark_runs_unsigned_and_signed(tmp_path: Path) -> None:
+    require_binary("mosquitto")
+    report = tmp_path / "ingest.json"
+    workload = "--meters 3 --pmus 2 --rounds 2"
+    subprocess.run(
+        [sys.executable, "benchmarks/ingest.py", *workload.split(), "--report", str(report)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=280,
+    )
+    result = json.loads(report.read_text())
+    # 5 devices, 2 rounds: 10 messages; a meter gives 2 readings a round, a PMU 13
+    for run in ("bal_end_to_end", "bal_own_mosquitto", "bal_own_mosquitto_signed"):
+        assert (result[run]["messages"], result[run]["readings"]) == (10, 64), run
+        assert result[run]["rejections"] == 0, run
+    assert result["ratios"]["signed_vs_unsigned_own_mosquitto"] > 0
+
+
 @pytest.mark.timeout(600)
 def test_storage_benchmark_writes_its_report(tmp_path: Path) -> None:
     require_binary("mosquitto")
