@@ -51,6 +51,7 @@ from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.journal_replay import JournalReplay
+from platone_bal.services.key_admin import KeyAdmin
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Node:
         self.chain: OpenChain | None = None
         self.device_ledger: Web3DeviceRegistry | None = None
         self.device_keys: DeviceKeys | None = None
+        self.key_admin: KeyAdmin | None = None
         self.anchorer: Anchorer | None = None
         self.api = create_api(
             ApiContext(
@@ -145,7 +147,7 @@ class Node:
                 self.devices,
                 self.audit,
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
-                device_ledger=lambda: self.device_ledger,
+                key_admin=lambda: self.key_admin,
                 node_status=self.status,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
@@ -276,6 +278,7 @@ class Node:
         self.device_keys = DeviceKeys(self.device_ledger, interval=settings.key_poll_interval)
         await asyncio.to_thread(self.device_keys.start)
         self.ingest.records.keys = self.device_keys
+        self.key_admin = KeyAdmin(self.store, self.device_ledger, self.device_keys)
         recorder_key = self.keys["anchorer"].private_key
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets

@@ -88,3 +88,10 @@ def test_the_registry_transaction_of_a_device(store: Store, alice: User) -> None
     assert two is not None and two.chain_tx is None
     store.set_device_chain_tx("alice", "nope", tx_of("x", 1))  # no such device: no effect
     assert store.get_device("alice", "nope") is None
+    rotated_key = "0x" + "ab" * 20
+    store.set_device_chain_tx("alice", "ln-2", tx_of("register", 2), public_key=rotated_key)
+    two = store.get_device("alice", "ln-2")
+    assert two is not None and (two.public_key, two.chain_tx) == (rotated_key, tx_of("register", 2))
+    store.set_device_chain_tx("alice", "ln-2", tx_of("revoke", 2))  # the key stays
+    two = store.get_device("alice", "ln-2")
+    assert two is not None and two.public_key == rotated_key

@@ -102,7 +102,9 @@ def signer_of(reading: dict[str, object]) -> object:
     return attrs.get("signer")
 
 
-def test_signed_envelopes_over_mqtt_and_https_and_a_revocation_within_5_s(tmp_path: Path) -> None:
+def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within_5_s(
+    tmp_path: Path,
+) -> None:
     light_node = Account.create()
     with NodeThread(tmp_path / "bal") as node:
         producer = Producer(node, light_node)
@@ -134,6 +136,27 @@ def test_signed_envelopes_over_mqtt_and_https_and_a_revocation_within_5_s(tmp_pa
             reasons = producer.rejections()
             assert any("must send signed envelopes" in r for r in reasons), reasons
             assert any(f"registered with key {light_node.address}" in r for r in reasons), reasons
+
+            # the DSO rotates the key: packets under the new key count, the old key's not
+            rotated_to = Account.create()
+            rotated = node.http.post(
+                path, params=params, json={"public_key": rotated_to.address}, headers=node.token()
+            )
+            assert rotated.status_code == 200, rotated.text
+            assert rotated.json()["public_key"] == rotated_to.address
+            producer.publish(envelope(packet(5), rotated_to))
+            producer.publish(envelope(packet(6), light_node))
+            wait_for(lambda: len(producer.readings()) == 6, what="the new key's packet")
+            wait_for(
+                lambda: (
+                    sum(
+                        f"registered with key {rotated_to.address}" in r
+                        for r in producer.rejections()
+                    )
+                    == 1
+                )
+            )
+            light_node = rotated_to
 
             node.http.delete(path, params=params, headers=node.token()).raise_for_status()
             revoked_at = time.monotonic()

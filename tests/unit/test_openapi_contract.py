@@ -29,7 +29,9 @@ from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.users import Role, Scope
 from platone_bal.services.checkpointer import Checkpointer
+from platone_bal.services.device_keys import DeviceKeys
 from platone_bal.services.ingest import IngestService
+from platone_bal.services.key_admin import KeyAdmin
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
 from tests.unit.conftest import api_context
@@ -56,7 +58,10 @@ def _app_with_data() -> tuple[FastAPI, IngestService, dict[str, str]]:
     chain = EmbeddedChain(workdir / "chain.sqlite3", chain_id=1337, funded=[chain_admin.address])
     w3 = Web3(chain.provider)
     ledger = Web3DeviceRegistry(w3, deploy_contracts(w3, chain_admin.key, []), chain_admin.key)
-    context = dataclasses.replace(api_context(store, users, ingest), device_ledger=lambda: ledger)
+    keys = DeviceKeys(ledger)
+    keys.refresh()
+    admin = KeyAdmin(store, ledger, keys)
+    context = dataclasses.replace(api_context(store, users, ingest), key_admin=lambda: admin)
     app = create_api(context, GatewayConfig(rate=1e9, burst=10**9))
     token = TokenSigner(KEY, 600).issue("admin", frozenset(Scope))
     return app, ingest, {"Authorization": f"Bearer {token}"}

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from platone_bal.api.tokens import TokenSigner
 from platone_bal.domain.proof import AnchorLookup
-from platone_bal.ports import DeviceLedger, Store
+from platone_bal.ports import Store
 from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
+from platone_bal.services.key_admin import KeyAdmin
 from platone_bal.services.users import UserService
 
 
@@ -28,7 +29,8 @@ class ApiContext:
     audit: AuditTrail
     anchor_lookup: Callable[[], AnchorLookup | None] = lambda: None
     """Checks anchors on the node's own chain and registry; None until the chain is open."""
-    device_ledger: Callable[[], DeviceLedger | None] = lambda: None
-    """DeviceRegistry through the node's chain-admin account; None until the chain is open."""
+    key_admin: Callable[[], KeyAdmin | None] = lambda: None
+    """DeviceRegistry through the node's chain-admin account, and its entries as read;
+    None until the chain is open."""
     node_status: Callable[[], dict[str, str]] = lambda: {}
     """Broker and chain state in words, for the operators' dashboard."""

@@ -8,11 +8,12 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from platone_bal.api.deps import Admin, Context, Ingester, Principal, Reader
-from platone_bal.domain.devices import Device, DeviceKind, device_key, key_address
+from platone_bal.domain.devices import Device, DeviceKind
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Role, User
-from platone_bal.ports import ChainError, DeviceLedger, UserExists
+from platone_bal.ports import ChainError, UserExists
 from platone_bal.services.devices import InvalidDevice
+from platone_bal.services.key_admin import KeyAdmin, UnknownDevice
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -105,44 +106,40 @@ def disable_device(
     return DeviceOut.of(device)
 
 
-@router.post("/{device_id}/key", response_model=DeviceOut)
-def register_key(device_id: str, producer: str, ctx: Context, _: Admin) -> DeviceOut:
-    """Put the device's key in DeviceRegistry with its owner's wallet (admin/DSO only);
-    after a revoke this registers the new key (rotation)."""
-    device, owner = _device_of(ctx, producer, device_id)
-    if device.public_key is None:
-        raise HTTPException(422, f"device {device_id!r} has no public key")
-    key = key_address(device.public_key)
-    assert key is not None  # checked at registration
-    return _on_chain(
-        ctx, device, lambda ledger: ledger.register(device_key(producer, device_id), key, owner)
+class KeyBody(BaseModel):
+    public_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A new key (address or uncompressed public key): rotates the current one",
     )
+
+
+@router.post("/{device_id}/key", response_model=DeviceOut)
+def register_key(
+    device_id: str, producer: str, ctx: Context, _: Admin, body: KeyBody | None = None
+) -> DeviceOut:
+    """Put the device's key in DeviceRegistry with its owner's wallet (admin/DSO only):
+    the key it was registered with, or a new `public_key`, which rotates a current key
+    (revoke, then register). After a revoke this registers the key again."""
+    new_key = body.public_key if body is not None else None
+    return _on_chain(ctx, lambda admin: admin.register(producer, device_id, new_key))
 
 
 @router.delete("/{device_id}/key", response_model=DeviceOut)
 def revoke_key(device_id: str, producer: str, ctx: Context, _: Admin) -> DeviceOut:
     """Revoke the device's key in DeviceRegistry (admin/DSO only)."""
-    device, _owner_wallet = _device_of(ctx, producer, device_id)
-    return _on_chain(ctx, device, lambda ledger: ledger.revoke(device_key(producer, device_id)))
+    return _on_chain(ctx, lambda admin: admin.revoke(producer, device_id))
 
 
-def _device_of(ctx: Context, producer: str, device_id: str) -> tuple[Device, str]:
-    device = ctx.store.get_device(producer, device_id)
-    owner = ctx.store.get_user(producer)
-    if device is None or owner is None:
-        raise HTTPException(404, f"no device {device_id!r} of {producer!r}")
-    return device, owner.wallet
-
-
-def _on_chain(ctx: Context, device: Device, change: Callable[[DeviceLedger], str]) -> DeviceOut:
-    ledger = ctx.device_ledger()
-    if ledger is None:
+def _on_chain(ctx: Context, change: Callable[[KeyAdmin], Device]) -> DeviceOut:
+    admin = ctx.key_admin()
+    if admin is None:
         raise HTTPException(503, "the chain is not open yet", headers={"Retry-After": "5"})
     try:
-        tx = change(ledger)
+        return DeviceOut.of(change(admin))
+    except UnknownDevice as error:
+        raise HTTPException(404, str(error)) from None
+    except InvalidDevice as error:
+        raise HTTPException(422, str(error)) from None
     except ChainError as error:
         raise HTTPException(409, f"DeviceRegistry refused: {error}") from None
-    ctx.store.set_device_chain_tx(device.producer, device.device_id, tx)
-    updated = ctx.store.get_device(device.producer, device.device_id)
-    assert updated is not None
-    return DeviceOut.of(updated)

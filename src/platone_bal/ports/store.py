@@ -94,7 +94,12 @@ class DeviceStore(Protocol):
 
     def disable_device(self, producer: str, device_id: str) -> bool: ...
 
-    def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None: ...
+    def set_device_chain_tx(
+        self, producer: str, device_id: str, tx: str, public_key: str | None = None
+    ) -> None:
+        """The device's latest DeviceRegistry change; with `public_key`, the new key that
+        change registered (a rotation)."""
+        ...
 
 
 class GrantStore(Protocol):

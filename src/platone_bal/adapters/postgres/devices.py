@@ -60,8 +60,11 @@ class DeviceTables(PoolUser):
         )
         return changed > 0
 
-    def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None:
+    def set_device_chain_tx(
+        self, producer: str, device_id: str, tx: str, public_key: str | None = None
+    ) -> None:
         self._run(
-            "UPDATE devices SET chain_tx = %s WHERE producer = %s AND device_id = %s",
-            (tx, producer, device_id),
+            "UPDATE devices SET chain_tx = %s, public_key = COALESCE(%s, public_key)"
+            " WHERE producer = %s AND device_id = %s",
+            (tx, public_key, producer, device_id),
         )

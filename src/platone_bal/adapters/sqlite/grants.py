@@ -54,11 +54,14 @@ class SqliteDevices(SqliteDatabase):
             device_from_row(row, parse_time) for row in self._connection().execute(query, params)
         ]
 
-    def set_device_chain_tx(self, producer: str, device_id: str, tx: str) -> None:
+    def set_device_chain_tx(
+        self, producer: str, device_id: str, tx: str, public_key: str | None = None
+    ) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE devices SET chain_tx = ? WHERE producer = ? AND device_id = ?",
-                (tx, producer, device_id),
+                "UPDATE devices SET chain_tx = ?, public_key = COALESCE(?, public_key)"
+                " WHERE producer = ? AND device_id = ?",
+                (tx, public_key, producer, device_id),
             )
 
     def disable_device(self, producer: str, device_id: str) -> bool:
