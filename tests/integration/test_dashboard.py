@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from platone_bal.simulate import connect, signed_envelope
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, require_binary
-from tests.integration.nodes import NodeThread, publish_as_producer1, wait_for
+from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, publish_as_producer1, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -219,3 +221,54 @@ def test_markup_in_a_payload_is_shown_as_text_in_charts(browser: Browser, node: 
     assert chart.locator("svg a").count() == 0
     assert chart.locator("svg b, svg tspan[style*='bold']").count() == 0
     assert producer.errors == [], producer.errors  # type: ignore[attr-defined]
+
+
+def test_the_dso_registers_and_revokes_a_light_nodes_key_on_its_pages(
+    browser: Browser, node: NodeThread
+) -> None:
+    """The admin (DSO) registers a Light Node's key from the admin page; the producer's
+    page shows the key, its state and the last signed reading; the admin revokes it."""
+    light_node = Account.create()
+    producer_token = node.token(*PRODUCER)
+    device = node.http.post(
+        "/v1/devices",
+        json={
+            "device_id": "ln1",
+            "kind": "light-node",
+            "public_key": light_node.address,
+            "mqtt_credentials": True,
+        },
+        headers=producer_token,
+    ).json()
+    admin = open_page(browser, node)
+    sign_in(admin, ("admin", ADMIN_PASSWORD))
+    expect(admin).to_have_url("/admin")
+    admin.get_by_role("button", name="Register the key of producer1/ln1").click()
+    expect(admin.get_by_text("Key of producer1/ln1 registered")).to_be_visible()
+    accessible(admin, "admin-device-keys")
+
+    client = connect(
+        f"mqtt://127.0.0.1:{node.settings.mqtt_port}",
+        device["mqtt_username"],
+        device["mqtt_password"],
+    )
+    payload = SAMPLE_PMU.replace(b'"pmu1"', b'"ln1"')
+    client.publish("platone/producer1/ln1", signed_envelope(payload, "ln1", light_node), qos=1)
+    client.disconnect()
+    client.loop_stop()
+    wait_for(
+        lambda: any(r["device"] == "ln1" for r in node.get("/v1/readings")["items"]),
+        what="the signed reading",
+    )
+    producer = open_page(browser, node)
+    sign_in(producer, PRODUCER)
+    row = producer.get_by_role("row").filter(has_text="light-node")
+    expect(row).to_contain_text(f"{light_node.address}, registered")
+    expect(row).to_contain_text(f"signed by {light_node.address}")
+    accessible(producer, "producer-light-node")
+
+    admin.get_by_role("button", name="Revoke the key of producer1/ln1").click()
+    expect(admin.get_by_text("Key of producer1/ln1 revoked")).to_be_visible()
+    producer.reload()
+    expect(producer.get_by_role("row").filter(has_text="light-node")).to_contain_text("revoked")
+    assert admin.errors == [] and producer.errors == []  # type: ignore[attr-defined]

@@ -2,8 +2,9 @@
 
 Each role has a home: consumers browse producers, ask for grants and chart what they
 may read (`consumer`); producers decide requests, revoke grants, watch their devices
-and chart their data (`producer`, `grants`, `devices`); admins manage users and devices
-and watch the pipeline (`admin`). Everyone has the explorer (anchors, log growth, a
+and chart their data (`producer`, `grants`, `devices`) and see their devices' keys in
+DeviceRegistry (`device_keys`); admins manage users, devices and (as the DSO) device keys,
+and watch the pipeline (`admin`, `device_keys`). Everyone has the explorer (anchors, log growth, a
 reading's way from payload to chain) and the verifier (a proof bundle checked step by
 step, its Merkle path drawn) (`explorer`).
 
@@ -18,6 +19,7 @@ from platone_bal.web.pages import (
     admin,
     assets,
     consumer,
+    device_keys,
     devices,
     explorer,
     grants,
@@ -27,5 +29,5 @@ from platone_bal.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 """Every page and form of the dashboard."""
-for _group in (sign_in, consumer, grants, producer, devices, admin, explorer, assets):
+for _group in (sign_in, consumer, grants, producer, devices, device_keys, admin, explorer, assets):
     router.include_router(_group.router)

@@ -13,6 +13,7 @@ from platone_bal.domain.devices import DeviceKind
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import RejectionQuery, UserExists
 from platone_bal.services.users import InvalidUser
+from platone_bal.web.pages.device_keys import key_views
 from platone_bal.web.pages.rendering import HOME, Context, Csrf, back, page
 from platone_bal.web.session import check_csrf, signed_in
 
@@ -34,13 +35,15 @@ def admin_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -> R
     anchor = ctx.store.latest_anchor(log)
     checkpoint = ctx.store.latest_checkpoint(log)
     lookup = ctx.anchor_lookup()
+    devices = ctx.store.list_devices(None)
     return page(
         request,
         ctx,
         user,
         "admin.html",
         users=ctx.store.list_users(),
-        devices=ctx.store.list_devices(None),
+        devices=devices,
+        keys=key_views(ctx, devices),
         rejections=ctx.store.rejections(RejectionQuery(limit=20, newest_first=True)),
         log=log,
         size=size,

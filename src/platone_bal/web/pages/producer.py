@@ -14,6 +14,7 @@ from platone_bal.domain.devices import DeviceKind
 from platone_bal.domain.grants import GrantStatus
 from platone_bal.domain.users import User
 from platone_bal.ports import RejectionQuery
+from platone_bal.web.pages.device_keys import key_views
 from platone_bal.web.pages.rendering import Context, page
 from platone_bal.web.session import signed_in
 
@@ -36,6 +37,7 @@ def producer_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -
     minutes = max((now - since).total_seconds() / 60, 1.0)
     activity = ctx.store.device_activity(user.username, since.strftime("%Y-%m-%dT%H:%M:%S"))
     registered = {d.device_id: d for d in ctx.store.list_devices(user.username)}
+    keys = key_views(ctx, list(registered.values()))
     devices = [
         {
             "id": name,
@@ -44,6 +46,7 @@ def producer_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -
             "disabled": registered[name].disabled if name in registered else False,
             "last_seen": activity.get(name, (None, 0))[0],
             "per_minute": round(activity.get(name, (None, 0))[1] / minutes, 2),
+            "key": keys.get((user.username, name)),
         }
         for name in sorted(set(registered) | set(activity))
     ]
