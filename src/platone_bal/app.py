@@ -250,6 +250,7 @@ class Node:
             except Exception as error:
                 status["Chain"] = f"{kind}: unreachable ({error})"
             status["Registry"] = chain.deployment.contracts["CertificationRegistry"]
+            status["Device registry"] = chain.deployment.contracts["DeviceRegistry"]
         return status
 
     def bootstrap_admin(self) -> str | None:

@@ -178,8 +178,17 @@ def verify(
     rpc: Annotated[
         str | None, typer.Option(help="Ethereum JSON-RPC URL to check the anchor on chain")
     ] = None,
+    device_registry: Annotated[
+        str | None,
+        typer.Option(
+            help="DeviceRegistry address: with --rpc, check a Light Node's signer was its "
+            "device's key at the anchor block (the node's admin page names the address)"
+        ),
+    ] = None,
 ) -> None:
     """Verify a proof offline: leaf, inclusion, checkpoint signature, and the anchor with --rpc.
+    A Light Node's reading also shows its signer, checked in DeviceRegistry with
+    --rpc and --device-registry.
 
     Needs no BAL server. Exits 0 only when every check that ran passed.
     """
@@ -191,12 +200,15 @@ def verify(
     except (OSError, ValueError) as error:
         console.print(f"[red]INVALID[/red] cannot read {proof}: {error}")
         raise typer.Exit(1) from None
-    lookup = None
+    lookup, signers = None, None
     if rpc is not None:
+        from platone_bal.adapters.device_registry import rpc_signer_lookup
         from platone_bal.adapters.web3_chain import rpc_anchor_lookup
 
         lookup = rpc_anchor_lookup(rpc)
-    checks = verify_bundle(bundle, lookup)
+        if device_registry is not None:
+            signers = rpc_signer_lookup(rpc, device_registry)
+    checks = verify_bundle(bundle, lookup, signers)
     mark = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]SKIP[/yellow]"}
     for check in checks:
         console.print(f"{mark[check.ok]} {check.name:<10} {check.detail}")

@@ -14,7 +14,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 from web3 import Web3
 
 from platone_bal.adapters.node_keys import NodeKeys
@@ -102,11 +102,36 @@ def signer_of(reading: dict[str, object]) -> object:
     return attrs.get("signer")
 
 
+def signed_proof(node: NodeThread, reading_id: object, directory: Path) -> Path:
+    """The reading's proof bundle once anchored, in a file."""
+    bundle: dict[str, object] = {}
+
+    def anchored() -> bool:
+        bundle.update(
+            node.http.get(f"/v1/readings/{reading_id}/proof", headers=node.token()).json()
+        )
+        return bundle.get("anchor") is not None
+
+    wait_for(anchored, timeout=30, what="the signed reading anchored")
+    path = directory / f"proof-{reading_id}.json"
+    path.write_text(json.dumps(bundle))
+    return path
+
+
+def verify(node: NodeThread, proof: Path, registry: str | None = None) -> Result:
+    assert node.node.chain is not None
+    address = registry or node.node.chain.chain.deployment.contracts["DeviceRegistry"]
+    rpc = f"http://127.0.0.1:{node.settings.chain_rpc_port}"
+    return CliRunner().invoke(
+        app, ["verify", str(proof), "--rpc", rpc, "--device-registry", address]
+    )
+
+
 def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within_5_s(
     tmp_path: Path,
 ) -> None:
     light_node = Account.create()
-    with NodeThread(tmp_path / "bal") as node:
+    with NodeThread(tmp_path / "bal", anchor_interval=0.5) as node:
         producer = Producer(node, light_node)
         try:
             path, params = "/v1/devices/ln1/key", {"producer": "producer1"}
@@ -136,6 +161,14 @@ def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within
             reasons = producer.rejections()
             assert any("must send signed envelopes" in r for r in reasons), reasons
             assert any(f"registered with key {light_node.address}" in r for r in reasons), reasons
+
+            proof = signed_proof(node, readings[0]["id"], tmp_path)
+            verified = verify(node, proof)
+            assert verified.exit_code == 0, verified.output
+            said = " ".join(verified.output.split())  # rich wraps long lines
+            expected = f"PASS signer signed by {light_node.address}, the key DeviceRegistry held"
+            assert f"{expected} for producer1/ln1 at block" in said, said
+            assert "PASS anchor" in said
 
             # the DSO rotates the key: packets under the new key count, the old key's not
             rotated_to = Account.create()
@@ -174,6 +207,12 @@ def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within
             wait_for(lambda: sum("was revoked" in r for r in producer.rejections()) >= 2)
             assert len(producer.readings()) == count  # nothing more accepted after that
             assert refused_after < HONOURED_WITHIN + 0.5, refused_after
+            # the proof still holds: the registry held that key when it was anchored
+            assert verify(node, proof).exit_code == 0
+            assert node.node.chain is not None
+            other = node.node.chain.chain.deployment.contracts["CertificationRegistry"]
+            wrong = verify(node, proof, registry=other)
+            assert wrong.exit_code == 1 and "FAIL signer" in wrong.output, wrong.output
         finally:
             producer.close()
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from web3 import Web3
 
-from platone_bal.adapters.web3_chain import Deployment, Transactor, contract
+from platone_bal.adapters.web3_chain import Deployment, Transactor, contract, http_web3
+from platone_bal.domain.devices import device_key
 from platone_bal.domain.light_nodes import KeyChange
+from platone_bal.domain.proof import SignerLookup
 from platone_bal.ports import ChainError
 
 EVENT_PAGE_BLOCKS = 5_000
@@ -93,3 +95,31 @@ class Web3DeviceRegistry:
 
 def _tx(event: Any) -> str:
     return "0x" + bytes(event["transactionHash"]).hex()
+
+
+def rpc_signer_lookup(url: str, registry_address: str) -> SignerLookup:
+    """Check a signed reading's signer against DeviceRegistry at `registry_address` on
+    any JSON-RPC node, as the registry stood at the reading's anchor block (the node
+    must keep that block's state: an archive node, or a recent block)."""
+
+    def lookup(leaf: dict[str, Any], anchor: dict[str, Any]) -> str | None:
+        try:
+            w3 = http_web3(url)
+            registry = contract(w3, "DeviceRegistry", registry_address)
+            key, _owner, registered, revoked = registry.functions.device(
+                device_key(str(leaf["producer"]), str(leaf["device"]))
+            ).call(block_identifier=int(anchor["block"]))
+        except Exception as error:
+            return f"cannot read DeviceRegistry at {url}: {error}"
+        signer, device = leaf["attrs"]["signer"], f"{leaf['producer']}/{leaf['device']}"
+        if int(registered) == 0:
+            return f"DeviceRegistry held no key for {device} at block {anchor['block']}"
+        if revoked:
+            return f"the key of {device} was revoked at block {anchor['block']}"
+        if str(key).lower() != str(signer).lower():
+            return (
+                f"DeviceRegistry held {key} for {device} at block {anchor['block']}, not {signer}"
+            )
+        return None
+
+    return lookup

@@ -71,9 +71,19 @@ class Check:
 AnchorLookup = Callable[[dict[str, Any], SignedCheckpoint], str | None]
 """(bundle's anchor member, checkpoint) -> None when the chain holds the root, else why not."""
 
+SignerLookup = Callable[[dict[str, Any], dict[str, Any]], str | None]
+"""(leaf, bundle's anchor member) -> None when DeviceRegistry held the leaf's
+`attrs.signer` as the current key of its device at the anchor's block, else why not."""
 
-def verify_bundle(bundle: Any, anchor_lookup: AnchorLookup | None = None) -> list[Check]:
-    """Every check of §6 in order; the anchor is only looked up for a sound proof."""
+
+def verify_bundle(
+    bundle: Any,
+    anchor_lookup: AnchorLookup | None = None,
+    signer_lookup: SignerLookup | None = None,
+) -> list[Check]:
+    """Every check of §6 in order; the anchor is only looked up for a sound proof. A
+    Light Node's reading (its leaf has `attrs.signer`) adds the signer, and with a
+    `signer_lookup` whether the registry held that key for the device when anchored."""
     checks: list[Check] = []
     try:
         leaf, index, signed, path = _parse(bundle)
@@ -120,7 +130,29 @@ def verify_bundle(bundle: Any, anchor_lookup: AnchorLookup | None = None) -> lis
             )
         else:
             checks.append(Check("anchor", False, problem))
+    attrs = leaf.get("attrs")
+    signer = attrs.get("signer") if isinstance(attrs, dict) else None
+    if signer is not None:
+        checks.append(_signer_check(leaf, signer, anchor, signer_lookup))
     return checks
+
+
+def _signer_check(
+    leaf: dict[str, Any], signer: object, anchor: Any, lookup: SignerLookup | None
+) -> Check:
+    device = f"{leaf['producer']}/{leaf['device']}"
+    if lookup is None:
+        return Check("signer", None, f"signed by {signer} at device {device}; registry not checked")
+    if anchor is None:
+        return Check("signer", None, f"signed by {signer}; not anchored yet, registry not checked")
+    problem = lookup(leaf, anchor)
+    if problem is not None:
+        return Check("signer", False, problem)
+    return Check(
+        "signer",
+        True,
+        f"signed by {signer}, the key DeviceRegistry held for {device} at block {anchor['block']}",
+    )
 
 
 def _parse(bundle: Any) -> tuple[dict[str, Any], int, SignedCheckpoint, list[bytes]]:
