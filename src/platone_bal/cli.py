@@ -160,13 +160,47 @@ def simulate(
     url: Annotated[str, typer.Option(help="Broker: mqtt://host:port")] = "mqtt://127.0.0.1:1883",
     username: Annotated[str, typer.Option(help="Producer to publish as")] = "producer1",
     password: Annotated[
-        str, typer.Option(envvar="BAL_SIMULATE_PASSWORD", prompt=True, hide_input=True)
+        str, typer.Option(envvar="BAL_SIMULATE_PASSWORD", help="The producer's (prompted)")
     ] = "",
     qos: Annotated[int, typer.Option(min=0, max=1)] = 1,
+    light_nodes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Run this many Light Nodes (signed envelopes, own logins) instead of meters "
+            "and PMUs; new ones are registered with their keys by the admin",
+        ),
+    ] = 0,
+    keystore: Annotated[
+        Path, typer.Option(help="Light Nodes' keys and MQTT passwords (JSON, mode 0600)")
+    ] = Path("light-nodes.json"),
+    api: Annotated[str, typer.Option(help="The BAL's API, to register Light Nodes")] = (
+        "http://127.0.0.1:8080"
+    ),
+    admin: Annotated[str, typer.Option(help="Administrator (DSO) who registers them")] = "admin",
+    admin_password: Annotated[
+        str, typer.Option(envvar="BAL_SIMULATE_ADMIN_PASSWORD", help="Needed for new ones")
+    ] = "",
 ) -> None:
-    """Meters and PMUs publishing realistic payloads to platone/USERNAME/DEVICE."""
+    """Meters and PMUs publishing realistic payloads to platone/USERNAME/DEVICE, or with
+    --light-nodes N, N Light Nodes sending signed envelopes with their own logins."""
+    if light_nodes:
+        from platone_bal.light_node_sim import Registrar, run_light_nodes
+        from platone_bal.light_node_sim import light_nodes as make_nodes
+
+        registrar = Registrar(api, admin, admin_password, username) if admin_password else None
+        try:
+            nodes = make_nodes(light_nodes, keystore, username, registrar)
+        except (RuntimeError, PermissionError) as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+        console.print(f"{len(nodes)} Light Nodes, keys in {keystore}")
+        sent = run_light_nodes(nodes, producer=username, url=url, interval=interval, rounds=rounds)
+        console.print(f"sent {sent} signed envelopes")
+        return
     from platone_bal.simulate import Fleet, run_fleet
 
+    password = password or typer.prompt("Password", hide_input=True)
     fleet = Fleet(username=username, meters=meters, pmus=pmus)
     sent = run_fleet(fleet, url=url, password=password, interval=interval, rounds=rounds, qos=qos)
     console.print(f"sent {sent} payloads")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,11 @@ from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Transactor, contract
 from platone_bal.cli import app
+from platone_bal.codecs import decode
 from platone_bal.domain.devices import device_key
-from platone_bal.simulate import connect
+from platone_bal.simulate import connect, pmu_payload
 from tests.conftest import SAMPLE_PMU
-from tests.integration.nodes import NodeThread, wait_for
+from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, wait_for
 from tests.integration.stores import store_env
 from tests.integration.test_ganache import PASSPHRASE, Ganache, funded_ganache
 
@@ -263,3 +265,49 @@ def test_a_key_changed_on_an_outside_node_by_another_tool_counts_within_5_s(
             assert time.monotonic() - revoked_at < HONOURED_WITHIN + 0.5
         finally:
             producer.close()
+
+
+def test_bal_simulate_light_nodes_registers_keys_and_sends_signed_envelopes(
+    tmp_path: Path,
+) -> None:
+    keystore = tmp_path / "light-nodes.json"
+    with NodeThread(tmp_path / "bal") as node:
+        node.add_user("producer1", "secret-pass-1")
+        common = [
+            "simulate", "--light-nodes", "3", "--rounds", "2", "--interval", "0",
+            "--url", f"mqtt://127.0.0.1:{node.settings.mqtt_port}",
+            "--api", f"http://127.0.0.1:{node.settings.http_port}",
+            "--keystore", str(keystore),
+        ]  # fmt: skip
+        first = CliRunner().invoke(app, [*common, "--admin-password", ADMIN_PASSWORD])
+        assert first.exit_code == 0, first.output
+        assert "sent 6 signed envelopes" in first.output
+        assert keystore.stat().st_mode & 0o777 == 0o600
+        stored = json.loads(keystore.read_text())
+        assert sorted(stored) == ["producer1/ln001", "producer1/ln002", "producer1/ln003"]
+
+        def signed() -> dict[str, set[object]]:
+            items = node.get("/v1/readings", limit=1000)["items"]  # type: ignore[index]
+            by_device: dict[str, set[object]] = {}
+            for item in items:
+                by_device.setdefault(item["device"], set()).add(item["attrs"].get("signer"))
+            return by_device
+
+        per_envelope = len(decode(pmu_payload("ln001", datetime.now(UTC), 0.0)).readings)
+
+        def readings() -> int:
+            return len(node.get("/v1/readings", limit=1000)["items"])  # type: ignore[arg-type]
+
+        wait_for(lambda: readings() == 6 * per_envelope, what="6 envelopes' readings")
+        assert signed() == {
+            f"ln00{n}": {stored[f"producer1/ln00{n}"]["address"]} for n in (1, 2, 3)
+        }
+        # a second run reuses the keystore: no registration, no admin password needed
+        node.http.delete(
+            "/v1/devices/ln002/key", params={"producer": "producer1"}, headers=node.token()
+        ).raise_for_status()
+        again = CliRunner().invoke(app, common)
+        assert again.exit_code == 0 and "sent 6 signed envelopes" in again.output, again.output
+        wait_for(lambda: readings() == 10 * per_envelope, what="4 more envelopes' readings")
+        reasons = [r["reason"] for r in node.get("/v1/rejections")["items"]]  # type: ignore[index]
+        assert len(reasons) == 2 and all("ln002" in r and "was revoked" in r for r in reasons)
