@@ -44,7 +44,7 @@ from tests.integration.bal_process import (
     stop_publishers,
     wait_until,
 )
-from tests.integration.test_ganache import PASSPHRASE, funded_ganache
+from tests.integration.ganache import PASSPHRASE, funded_ganache
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner, Result
 from web3 import Web3
@@ -24,11 +22,11 @@ from platone_bal.adapters.web3_chain import Transactor, contract
 from platone_bal.cli import app
 from platone_bal.codecs import decode
 from platone_bal.domain.devices import device_key
-from platone_bal.simulate import connect, pmu_payload
+from platone_bal.simulate import connect, pmu_payload, signed_envelope
 from tests.conftest import SAMPLE_PMU
+from tests.integration.ganache import PASSPHRASE, Ganache
 from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, wait_for
 from tests.integration.stores import store_env
-from tests.integration.test_ganache import PASSPHRASE, Ganache, funded_ganache
 
 pytestmark = pytest.mark.integration
 HONOURED_WITHIN = 5.0
@@ -36,14 +34,7 @@ HONOURED_WITHIN = 5.0
 
 
 def envelope(payload: bytes, account: LocalAccount, device: str = "ln1") -> bytes:
-    signature = account.sign_message(encode_defunct(primitive=payload)).signature
-    document = {
-        "v": 1,
-        "device": device,
-        "payload": payload.decode(),
-        "signature": signature.to_0x_hex(),
-    }
-    return json.dumps(document).encode()
+    return signed_envelope(payload, device, account)
 
 
 def packet(value: int, device: str = "ln1") -> bytes:
@@ -51,14 +42,6 @@ def packet(value: int, device: str = "ln1") -> bytes:
     return SAMPLE_PMU.replace(b'"pmu1"', f'"{device}"'.encode()).replace(
         b"11", str(value).encode(), 1
     )
-
-
-@pytest.fixture
-def ganache_setup(tmp_path: Path) -> Iterator[tuple[Ganache, Path]]:
-    data_dir = tmp_path / "data"
-    node = funded_ganache(tmp_path, data_dir)
-    yield node, data_dir
-    node.stop()
 
 
 class Producer:
