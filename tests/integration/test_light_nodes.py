@@ -154,6 +154,10 @@ def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within
             expected = f"PASS signer signed by {light_node.address}, the key DeviceRegistry held"
             assert f"{expected} for producer1/ln1 at block" in said, said
             assert "PASS anchor" in said
+            offline = CliRunner().invoke(app, ["verify", str(proof)])  # no chain: signer shown
+            assert offline.exit_code == 0, offline.output
+            said = " ".join(offline.output.split())
+            assert f"SKIP signer signed by {light_node.address} at device producer1/ln1" in said
 
             # the DSO rotates the key: packets under the new key count, the old key's not
             rotated_to = Account.create()
