@@ -35,6 +35,7 @@ from platone_bal.bootstrap import open_store
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.entrypoints.chain_rpc import ReadOnlyRpc, create_rpc_app
 from platone_bal.entrypoints.http_server import HttpServer, http_server
 from platone_bal.entrypoints.mqtt_subscriber import MqttSubscriber
@@ -52,6 +53,7 @@ from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.key_admin import KeyAdmin
+from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -99,20 +101,23 @@ class Node:
         self.users = UserService(self.store, self.wallets)
         self.grants = GrantService(self.store, now)
         self.devices = DeviceService(self.store, now)
-        self.audit_checkpointer = Checkpointer(
-            self.store,
-            log_id=AUDIT_LOG,
-            private_key=self.keys["log-signer"].private_key,
-            clock=now,
-            min_interval=settings.checkpoint_interval,
-        )
+        # one checkpointer (and, in serve(), one anchorer) per log: readings, the access
+        # audit, set points
+        self.checkpointers = {
+            log: Checkpointer(
+                self.store,
+                log_id=log,
+                private_key=self.keys["log-signer"].private_key,
+                clock=now,
+                min_interval=settings.checkpoint_interval,
+            )
+            for log in (settings.log_id, AUDIT_LOG, SETPOINT_LOG)
+        }
+        self.checkpointer = self.checkpointers[settings.log_id]
+        self.audit_checkpointer = self.checkpointers[AUDIT_LOG]
         self.audit = AuditTrail(self.store, now, on_append=self.audit_checkpointer.log_grew)
-        self.checkpointer = Checkpointer(
-            self.store,
-            log_id=settings.log_id,
-            private_key=self.keys["log-signer"].private_key,
-            clock=now,
-            min_interval=settings.checkpoint_interval,
+        self.setpoints = SetPointService(
+            self.store, now, on_append=self.checkpointers[SETPOINT_LOG].log_grew
         )
         self.tokens = TokenSigner(
             read_or_create_secret(secrets_dir / "token-key"), settings.token_ttl
@@ -149,6 +154,7 @@ class Node:
                 anchor_lookup=lambda: self.chain.anchor_lookup() if self.chain else None,
                 key_admin=lambda: self.key_admin,
                 node_status=self.status,
+                setpoints=self.setpoints,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
             session_key=read_or_create_secret(secrets_dir / "session-key"),
@@ -269,10 +275,12 @@ class Node:
         """Run ingest, the broker (or the external subscriber) and the API until stopped."""
         settings = self.settings
         self.chain = await asyncio.to_thread(open_chain, settings, self.keys)
-        self.anchorer = Anchorer(
-            self.store, self.chain.chain, log_id=settings.log_id, interval=settings.anchor_interval
-        )
         chain = self.chain.chain
+        anchorers = [
+            Anchorer(self.store, chain, log_id=log, interval=settings.anchor_interval)
+            for log in self.checkpointers
+        ]
+        self.anchorer = anchorers[0]
         self.device_ledger = Web3DeviceRegistry(
             chain.w3, chain.deployment, self.keys["chain-admin"].private_key
         )
@@ -284,13 +292,9 @@ class Node:
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets
         )
-        audit_anchorer = Anchorer(
-            self.store, self.chain.chain, log_id=AUDIT_LOG, interval=settings.anchor_interval
-        )
-        self.checkpointer.start()
-        self.audit_checkpointer.start()
-        self.anchorer.start()
-        audit_anchorer.start()
+        workers: list[Checkpointer | Anchorer] = [*self.checkpointers.values(), *anchorers]
+        for worker in workers:
+            worker.start()
         decisions.start()
         self.ingest.start()
         subscriber: MqttSubscriber | None = None
@@ -350,10 +354,8 @@ class Node:
             await asyncio.gather(*serving)
         finally:
             await asyncio.to_thread(self._shut_down, subscriber, publisher, egress)
-            await asyncio.to_thread(self.checkpointer.stop)
-            await asyncio.to_thread(self.audit_checkpointer.stop)
-            await asyncio.to_thread(self.anchorer.stop)
-            await asyncio.to_thread(audit_anchorer.stop)
+            for worker in workers:
+                await asyncio.to_thread(worker.stop)
             await asyncio.to_thread(decisions.stop)
             await asyncio.to_thread(self.device_keys.stop)
             self.chain.close()

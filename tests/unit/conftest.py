@@ -15,6 +15,7 @@ from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
+from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 from tests.unit.test_api import KEY, login
 
@@ -32,6 +33,7 @@ def api_context(store: SqliteStore, users: UserService, ingest: IngestService) -
         GrantService(store, now),
         DeviceService(store, now),
         AuditTrail(store, now),
+        setpoints=SetPointService(store, now),
     )
 
 

@@ -21,6 +21,7 @@ from platone_bal.api import (
     routes_readings,
     routes_seed,
     routes_series,
+    routes_setpoints,
     routes_users,
     routes_verify,
 )
@@ -71,6 +72,7 @@ def create_api(
     api.include_router(audit.router)
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
+    api.include_router(routes_setpoints.router)
     api.include_router(routes_series.router)
     api.include_router(routes_certification.router)
     api.include_router(routes_verify.router)

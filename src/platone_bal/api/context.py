@@ -14,6 +14,7 @@ from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.key_admin import KeyAdmin
+from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 
 
@@ -34,3 +35,5 @@ class ApiContext:
     None until the chain is open."""
     node_status: Callable[[], dict[str, str]] = lambda: {}
     """Broker and chain state in words, for the operators' dashboard."""
+    setpoints: SetPointService | None = None
+    """Set points (bal-setpoints); None where a composition has none (some unit tests)."""

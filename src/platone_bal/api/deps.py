@@ -109,3 +109,4 @@ GrantWriter = Annotated[Principal, Security(principal, scopes=[Scope.GRANTS.valu
 """Grant decisions: request, accept, refuse, revoke (reading grants needs data:read)."""
 Verifier = Annotated[Principal, Security(principal, scopes=[Scope.VERIFY.value])]
 Admin = Annotated[Principal, Security(principal, scopes=[Scope.ADMIN.value])]
+Issuer = Annotated[Principal, Security(principal, scopes=[Scope.SETPOINTS.value])]

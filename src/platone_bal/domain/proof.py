@@ -10,7 +10,7 @@ Each check reports its own verdict so a person can see which one failed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,8 @@ from platone_bal.domain.checkpoint import (
     verify_signature,
 )
 from platone_bal.domain.merkle import SHA3_256, verify_inclusion
+from platone_bal.domain.setpoints import LEAF_KEYS as SETPOINT_LEAF_KEYS
+from platone_bal.domain.setpoints import SETPOINT_LOG
 
 PROOF_FORMAT = "platone-bal/proof@1"
 LEAF_KEYS = {
@@ -161,8 +163,13 @@ def _parse(bundle: Any) -> tuple[dict[str, Any], int, SignedCheckpoint, list[byt
     if bundle.get("format") != PROOF_FORMAT or bundle.get("hash") != "sha3-256":
         raise ValueError(f"not a {PROOF_FORMAT} bundle with hash sha3-256")
     leaf = bundle["leaf"]
-    if not isinstance(leaf, dict) or set(leaf) != LEAF_KEYS:
-        raise ValueError(f"leaf must have exactly the keys {sorted(LEAF_KEYS)}")
+    if not isinstance(leaf, dict):
+        raise ValueError("leaf must be a JSON object")
+    expected: Collection[str] | None = LEAF_KEYS
+    if leaf.get("log") == SETPOINT_LOG:  # a set point or an answer (ARCHITECTURE §8)
+        expected = SETPOINT_LEAF_KEYS.get(str(leaf.get("kind")))
+    if expected is None or set(leaf) != expected:
+        raise ValueError(f"leaf must have exactly the keys {sorted(expected or LEAF_KEYS)}")
     index = bundle["index"]
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise ValueError("index must be a non-negative integer")

@@ -35,6 +35,17 @@ from platone_bal.domain.readings import (
 
 SETPOINT_LOG = "bal-setpoints"
 ANSWER_STATUSES = ("applied", "refused")
+LEAF_KEYS = {
+    "setpoint": frozenset(
+        {"v", "log", "kind", "producer", "owner", "device", "measurand", "value", "unit",
+         "start", "end", "issuer", "time", "salt"}
+    ),
+    "answer": frozenset(
+        {"v", "log", "kind", "producer", "owner", "device", "setpoint", "leaf_hash", "status",
+         "time", "signer", "source", "salt"}
+    ),
+}  # fmt: skip
+"""The keys of each kind of leaf of bal-setpoints, exactly."""
 
 
 class SetPointStatus(StrEnum):

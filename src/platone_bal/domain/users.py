@@ -31,6 +31,8 @@ class Scope(StrEnum):
     """Request, accept, refuse and revoke grants: deciding who reads whose data is not
     reading, so a platform registered to read cannot give access away."""
     VERIFY = "verify"
+    SETPOINTS = "setpoints"
+    """Issue set points to Light Nodes (the DSO's technical platform; ARCHITECTURE §8)."""
     ADMIN = "admin"
 
 

@@ -183,3 +183,26 @@ READING_COLUMNS = (
 """A reading's RawRecord.values, in order."""
 ENTRY_COLUMNS = ("time", "who", "action", "producers")
 """A bal-audit entry's RawRecord.values, in order."""
+
+
+@dataclass(slots=True)
+class StoredSetPoint:
+    """A set point of bal-setpoints as the store keeps it, with its answer once given."""
+
+    id: int
+    index: int
+    producer: str
+    device: str
+    measurand: str
+    value: str
+    unit: str | None
+    start: str
+    end: str
+    issuer: str
+    issued: str
+    status: str
+    delivered: str | None = None
+    answer_index: int | None = None
+    answer_status: str | None = None
+    answer_time: str | None = None
+    answer_signer: str | None = None

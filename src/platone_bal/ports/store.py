@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
@@ -32,6 +32,7 @@ from platone_bal.ports.records import (
     StoredDecision,
     StoredReading,
     StoredRejection,
+    StoredSetPoint,
 )
 
 NodeKey = tuple[int, int]
@@ -347,6 +348,46 @@ class Transaction(TreeWriter, Protocol):
 
     def add_access_entries(self, rows: Sequence[AccessRow]) -> None: ...
 
+    def add_setpoint(self, index: int, leaf: dict[str, Any], leaf_bytes: bytes) -> int:
+        """A set point logged at `index` of bal-setpoints (status issued); its id."""
+        ...
+
+    def add_setpoint_answer(
+        self, index: int, setpoint_id: int, leaf: dict[str, Any], leaf_bytes: bytes
+    ) -> None:
+        """A Light Node's answer logged at `index`; the set point takes its status."""
+        ...
+
+
+class SetPointStore(Protocol):
+    """Set points of bal-setpoints and their answers (ARCHITECTURE §8)."""
+
+    def setpoint(self, setpoint_id: int) -> StoredSetPoint | None: ...
+
+    def setpoint_at(self, index: int) -> StoredSetPoint | None:
+        """The set point logged at `index` of bal-setpoints (None: no set point there)."""
+        ...
+
+    def setpoints(
+        self, producer: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[StoredSetPoint]:
+        """By id, those with id > `after`; one producer's, or everyone's (None)."""
+        ...
+
+    def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:
+        """Issued set points logged below index `below` (covered by a signed
+        checkpoint), oldest first: what delivery publishes next."""
+        ...
+
+    def mark_delivered(self, setpoint_id: int, when: str) -> None:
+        """Issued -> delivered (a set point answered meanwhile keeps its answer)."""
+        ...
+
+    def expire_setpoints(self, now: str) -> int:
+        """Issued or delivered set points whose end is before `now` become expired; how
+        many did."""
+        ...
+
 
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -365,6 +406,7 @@ class Store(
     AccessLogStore,
     PositionStore,
     RawStore,
+    SetPointStore,
     UnitOfWork,
     Protocol,
 ):

@@ -26,18 +26,21 @@ class NotYetCertified(LookupError):
 
 
 def proof_bundle(store: Store, reading: StoredReading) -> dict[str, Any]:
-    signed = store.checkpoint_covering(reading.log, reading.index)
-    leaf = store.leaf_bytes(reading.log, reading.index)
+    return leaf_proof(store, reading.log, reading.index, f"reading {reading.id}")
+
+
+def leaf_proof(store: Store, log: str, index: int, what: str) -> dict[str, Any]:
+    """The §6 proof bundle of the leaf at `index` of `log` (a reading's, a set point's or
+    an answer's); NotYetCertified until a signed checkpoint covers it."""
+    signed = store.checkpoint_covering(log, index)
+    leaf = store.leaf_bytes(log, index)
     if signed is None or leaf is None:
-        raise NotYetCertified(f"reading {reading.id} has no signed checkpoint yet")
+        raise NotYetCertified(f"{what} has no signed checkpoint yet")
     size = signed.checkpoint.size
     path = with_nodes(
-        store.nodes(reading.log),
-        lambda nodes: inclusion_proof(SHA3_256, nodes, reading.index, size),
-        reading.log,
+        store.nodes(log), lambda nodes: inclusion_proof(SHA3_256, nodes, index, size), log
     )
-    anchor = store.anchor(reading.log, size)
-    return build_bundle(leaf, reading.index, signed, path, anchor)
+    return build_bundle(leaf, index, signed, path, store.anchor(log, size))
 
 
 def consistency(store: Store, log: str, first: int, second: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from platone_bal.adapters.postgres.base import PoolUser, is_row_id, unavailable_on_faults
 from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
 
 _READING_COLUMNS = (
@@ -105,7 +106,10 @@ class ReadingTables(PoolUser):
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
         if not is_row_id(index):
             return None
-        row = self._one("SELECT leaf FROM readings WHERE log = %s AND idx = %s", (log, index))
+        if log == SETPOINT_LOG:
+            row = self._one("SELECT leaf FROM setpoint_log WHERE idx = %s", (index,))
+        else:
+            row = self._one("SELECT leaf FROM readings WHERE log = %s AND idx = %s", (log, index))
         return bytes(row[0]) if row else None
 
     def leaves(self, log: str, start: int, limit: int) -> list[tuple[int, bytes]]:

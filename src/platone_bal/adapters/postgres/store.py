@@ -28,6 +28,7 @@ from platone_bal.adapters.postgres.partitions import PARTITIONED, KnownDays, ens
 from platone_bal.adapters.postgres.raw import RawTables
 from platone_bal.adapters.postgres.readings import ReadingTables
 from platone_bal.adapters.postgres.schema import migrate
+from platone_bal.adapters.postgres.setpoints import SetPointTables
 from platone_bal.adapters.postgres.transaction import PgTransaction
 from platone_bal.adapters.postgres.users import UserTables
 from platone_bal.ports import Store
@@ -69,6 +70,7 @@ class PostgresStore(
     LogTables,
     AccessTables,
     RawTables,
+    SetPointTables,
 ):
     """Store port on one PostgreSQL database (`url`: postgresql://USER:PASSWORD@HOST/DB)."""
 

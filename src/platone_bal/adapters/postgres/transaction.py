@@ -31,9 +31,12 @@ from platone_bal.adapters.postgres.partitions import KnownDays, ensure_days
 from platone_bal.adapters.store_rows import (
     ACCESS_ENTRY_COLUMNS,
     MESSAGE_COLUMNS,
+    NEW_SETPOINT_COLUMNS,
     READING_LEAF_COLUMNS,
     access_entry_values,
+    answer_values,
     message_values,
+    new_setpoint_values,
     reading_leaf_values,
 )
 from platone_bal.domain.merkle import Node
@@ -236,6 +239,34 @@ class PgTransaction:
                 for row in rows
                 for position, producer in enumerate(row.entry.producers)
             ),
+        )
+
+    # set points
+
+    def add_setpoint(self, index: int, leaf: dict[str, Any], leaf_bytes: bytes) -> int:
+        self._conn.execute(
+            "INSERT INTO setpoint_log (idx, kind, leaf) VALUES (%s, 'setpoint', %s)",
+            (index, leaf_bytes),
+        )
+        row = self._conn.execute(
+            f"INSERT INTO setpoints ({NEW_SETPOINT_COLUMNS})"  # noqa: S608 (constants)
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            new_setpoint_values(index, leaf),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def add_setpoint_answer(
+        self, index: int, setpoint_id: int, leaf: dict[str, Any], leaf_bytes: bytes
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO setpoint_log (idx, kind, leaf) VALUES (%s, 'answer', %s)",
+            (index, leaf_bytes),
+        )
+        self._conn.execute(
+            "UPDATE setpoints SET status = %s, answer_idx = %s, answer_status = %s,"
+            " answer_time = %s, answer_signer = %s WHERE id = %s",
+            (*answer_values(index, leaf), setpoint_id),
         )
 
     # helpers

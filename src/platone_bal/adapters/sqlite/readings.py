@@ -11,6 +11,7 @@ from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase, is_
 from platone_bal.adapters.store_rows import indexed_leaves, stored_reading_from_row
 from platone_bal.domain.grants import Slice
 from platone_bal.domain.readings import format_time
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import (
     MAX_ROW_ID,
     ReadingQuery,
@@ -101,11 +102,13 @@ class SqliteReadings(SqliteDatabase):
         ]
 
     def leaf_bytes(self, log: str, index: int) -> bytes | None:
-        row = (
-            self._connection()
-            .execute("SELECT leaf FROM readings WHERE log = ? AND idx = ?", (log, index))
-            .fetchone()
-        )
+        db = self._connection()
+        if log == SETPOINT_LOG:
+            row = db.execute("SELECT leaf FROM setpoint_log WHERE idx = ?", (index,)).fetchone()
+        else:
+            row = db.execute(
+                "SELECT leaf FROM readings WHERE log = ? AND idx = ?", (log, index)
+            ).fetchone()
         return bytes(row[0]) if row else None
 
     def leaves(self, log: str, start: int, limit: int) -> list[tuple[int, bytes]]:

@@ -252,7 +252,47 @@ def _heads_and_indices(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE audit DROP COLUMN producers")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_base, _heads_and_indices)
+def _setpoints(db: sqlite3.Connection) -> None:
+    """The log bal-setpoints: every leaf (set points and answers) by index, and each set
+    point's state with its answer (ARCHITECTURE §8)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE setpoint_log (
+            idx  INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            leaf BLOB NOT NULL
+        );
+        CREATE TABLE setpoints (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            idx           INTEGER NOT NULL UNIQUE REFERENCES setpoint_log (idx),
+            producer      TEXT NOT NULL,
+            device        TEXT NOT NULL,
+            measurand     TEXT NOT NULL,
+            value         TEXT NOT NULL,
+            unit          TEXT,
+            start         TEXT NOT NULL,
+            end_at        TEXT NOT NULL,
+            issuer        TEXT NOT NULL,
+            issued        TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            delivered     TEXT,
+            answer_idx    INTEGER,
+            answer_status TEXT,
+            answer_time   TEXT,
+            answer_signer TEXT
+        );
+        CREATE INDEX setpoints_by_producer ON setpoints (producer, id);
+        CREATE INDEX setpoints_by_status ON setpoints (status, idx);
+        """,
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _base,
+    _heads_and_indices,
+    _setpoints,
+)
 """Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped."""
 
 

@@ -14,6 +14,7 @@ from platone_bal.adapters.sqlite.logs import SqliteLogs
 from platone_bal.adapters.sqlite.raw import SqliteRaw
 from platone_bal.adapters.sqlite.readings import SqliteReadings
 from platone_bal.adapters.sqlite.schema import migrate
+from platone_bal.adapters.sqlite.setpoints import SqliteSetPoints
 from platone_bal.adapters.sqlite.transaction import SqliteTransaction
 from platone_bal.adapters.sqlite.users import SqliteUsers
 from platone_bal.ports import StoreUnavailable
@@ -28,6 +29,7 @@ class SqliteStore(
     SqliteLogs,
     SqliteAccessLog,
     SqliteRaw,
+    SqliteSetPoints,
 ):
     """Every store port on one SQLite file; the schema migrated at open."""
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from platone_bal.adapters.sqlite.logs import log_head, nodes_at
 from platone_bal.adapters.store_rows import (
     ACCESS_ENTRY_COLUMNS,
     MESSAGE_COLUMNS,
+    NEW_SETPOINT_COLUMNS,
     READING_LEAF_COLUMNS,
     access_entry_values,
+    answer_values,
     message_values,
+    new_setpoint_values,
     reading_leaf_values,
 )
 from platone_bal.domain.merkle import Node
@@ -101,4 +105,30 @@ class SqliteTransaction:
         self._db.executemany(
             "INSERT OR IGNORE INTO audit_producers (producer, idx) VALUES (?, ?)",
             [(producer, row.index) for row in rows for producer in row.entry.producers],
+        )
+
+    def add_setpoint(self, index: int, leaf: dict[str, Any], leaf_bytes: bytes) -> int:
+        self._db.execute(
+            "INSERT INTO setpoint_log (idx, kind, leaf) VALUES (?, 'setpoint', ?)",
+            (index, leaf_bytes),
+        )
+        cursor = self._db.execute(
+            f"INSERT INTO setpoints ({NEW_SETPOINT_COLUMNS})"  # noqa: S608 (constants)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new_setpoint_values(index, leaf),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def add_setpoint_answer(
+        self, index: int, setpoint_id: int, leaf: dict[str, Any], leaf_bytes: bytes
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO setpoint_log (idx, kind, leaf) VALUES (?, 'answer', ?)",
+            (index, leaf_bytes),
+        )
+        self._db.execute(
+            "UPDATE setpoints SET status = ?, answer_idx = ?, answer_status = ?,"
+            " answer_time = ?, answer_signer = ? WHERE id = ?",
+            (*answer_values(index, leaf), setpoint_id),
         )
