@@ -53,6 +53,8 @@ from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.key_admin import KeyAdmin
+from platone_bal.services.periodic import PeriodicWorker
+from platone_bal.services.setpoint_delivery import SetPointDelivery
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 
@@ -129,6 +131,7 @@ class Node:
             batch_size=settings.ingest_batch,
             on_commit=self.checkpointer.log_grew,
         )
+        self.ingest.on_answers = self.checkpointers[SETPOINT_LOG].log_grew
         self.mosquitto, self.broker_login = self._broker()
         self.dynsec, self.broker_sync = self._broker_sync()
         journal = self.mosquitto.journal if self.mosquitto is not None else None
@@ -299,7 +302,7 @@ class Node:
         self.ingest.start()
         subscriber: MqttSubscriber | None = None
         publisher: MqttPublisher | None = None
-        egress: Egress | None = None
+        outgoing: list[PeriodicWorker] = []
         login = self.broker_login
         try:
             if self.mosquitto is not None:
@@ -328,8 +331,13 @@ class Node:
                 ca_file=login.ca_file,
             )
             publisher.start()
-            egress = Egress(self.store, publisher, log_id=settings.log_id)
-            egress.start()
+            # readings on certified/ and granted/, set points on setpoints/
+            outgoing = [
+                Egress(self.store, publisher, log_id=settings.log_id),
+                SetPointDelivery(self.store, publisher),
+            ]
+            for sender in outgoing:
+                sender.start()
             self._server = http_server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
@@ -353,7 +361,7 @@ class Node:
                 self.request_stop()
             await asyncio.gather(*serving)
         finally:
-            await asyncio.to_thread(self._shut_down, subscriber, publisher, egress)
+            await asyncio.to_thread(self._shut_down, subscriber, publisher, outgoing)
             for worker in workers:
                 await asyncio.to_thread(worker.stop)
             await asyncio.to_thread(decisions.stop)
@@ -365,7 +373,7 @@ class Node:
         self,
         subscriber: MqttSubscriber | None,
         publisher: MqttPublisher | None,
-        egress: Egress | None,
+        outgoing: list[PeriodicWorker],
     ) -> None:
         """Stop taking work, write and acknowledge what was taken, then let go of the
         broker, within `BAL_SHUTDOWN_GRACE`. Whatever was taken but not written stays
@@ -380,8 +388,8 @@ class Node:
         self.ingest.stop(timeout=max(1.0, self.settings.shutdown_grace * 2 / 3))
         if subscriber is not None:
             subscriber.stop()
-        if egress is not None:
-            egress.stop()
+        for sender in outgoing:
+            sender.stop()
         if publisher is not None:
             publisher.stop()
         if self.broker_sync is not None:

@@ -72,9 +72,13 @@ def test_each_party_gets_its_own_rules() -> None:
         TopicRule(Action.RECEIVE, "platone/producer1/#"),
         TopicRule(Action.SUBSCRIBE, "certified/producer1/#"),
         TopicRule(Action.RECEIVE, "certified/producer1/#"),
+        TopicRule(Action.SUBSCRIBE, "setpoints/producer1/#"),
+        TopicRule(Action.RECEIVE, "setpoints/producer1/#"),
     }
     assert policy.roles["bal:device:producer1/m1"] == {
-        TopicRule(Action.PUBLISH, "platone/producer1/m1/#")
+        TopicRule(Action.PUBLISH, "platone/producer1/m1/#"),
+        TopicRule(Action.SUBSCRIBE, "setpoints/producer1/m1"),
+        TopicRule(Action.RECEIVE, "setpoints/producer1/m1"),
     }
     assert policy.accounts["consumer2"].roles == {"bal:grant:2"}
     # what a grant covers is decided per reading by egress; the broker keeps the
@@ -86,6 +90,7 @@ def test_each_party_gets_its_own_rules() -> None:
     assert policy.roles[SERVICE_ROLE] == {
         TopicRule(Action.PUBLISH, "certified/#"),
         TopicRule(Action.PUBLISH, "granted/#"),
+        TopicRule(Action.PUBLISH, "setpoints/#"),
         TopicRule(Action.SUBSCRIBE, "platone/#"),
         TopicRule(Action.RECEIVE, "platone/#"),
     }

@@ -52,6 +52,17 @@ def decode(payload: bytes) -> Decoded:
     return Decoded(SIGNED_ENVELOPE, inner.readings, inner.problems, decoded.envelope)
 
 
+def decode_envelope(payload: bytes) -> Envelope:
+    """A signed envelope whose payload is not readings (a set point answer), unchecked."""
+    body = payload.lstrip()
+    if not (body.startswith(b"{") or body.startswith(b"\xef\xbb\xbf{")):
+        raise DecodeError("a signed envelope must be a JSON object")
+    document = _parse_json(payload)
+    if "payload" not in document or "signature" not in document:
+        raise DecodeError("not a signed envelope (no 'payload' and 'signature')")
+    return read_envelope(document)
+
+
 def _decode(payload: bytes, *, envelopes: bool = True) -> Decoded:
     body = payload.lstrip()
     if body.startswith(b"<") or body.startswith(b"\xef\xbb\xbf<"):

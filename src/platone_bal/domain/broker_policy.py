@@ -10,7 +10,9 @@ devices and grants, so both brokers enforce one policy:
 - an admin may subscribe to and receive everything;
 - a producer NAME publishes under `platone/NAME` and reads its own `platone/NAME`
   and `certified/NAME` trees;
-- a device login NAME/DEVICE publishes only under `platone/NAME/DEVICE`;
+- a device login NAME/DEVICE publishes only under `platone/NAME/DEVICE` and reads its
+  set points on `setpoints/NAME/DEVICE` (NAME reads all of `setpoints/NAME/#`; the
+  service account publishes them);
 - a consumer holds one role per grant that is active now (accepted, unexpired): it may
   subscribe to and receive `granted/ID/#`, where the node delivers exactly the readings
   the grant covers (devices, measurands and the window of measurement time, decided per
@@ -30,6 +32,7 @@ from enum import StrEnum
 
 from platone_bal.domain.devices import Device, device_login
 from platone_bal.domain.grants import Grant
+from platone_bal.domain.setpoints import SETPOINT_ROOT, setpoint_topic
 from platone_bal.domain.users import EGRESS_ROOT, GRANTED_ROOT, INGRESS_ROOT, Role, User
 
 
@@ -71,6 +74,7 @@ SERVICE_RULES = frozenset(
     {
         TopicRule(Action.PUBLISH, f"{EGRESS_ROOT}/#"),
         TopicRule(Action.PUBLISH, f"{GRANTED_ROOT}/#"),
+        TopicRule(Action.PUBLISH, f"{SETPOINT_ROOT}/#"),
         TopicRule(Action.SUBSCRIBE, f"{INGRESS_ROOT}/#"),
         TopicRule(Action.RECEIVE, f"{INGRESS_ROOT}/#"),
     }
@@ -114,7 +118,9 @@ def broker_policy(
             producers.add(user.username)
             own = f"{INGRESS_ROOT}/{user.username}/#"
             role = producer_role(user.username)
-            rules = _reading(own, f"{EGRESS_ROOT}/{user.username}/#")
+            rules = _reading(
+                own, f"{EGRESS_ROOT}/{user.username}/#", f"{SETPOINT_ROOT}/{user.username}/#"
+            )
             roles[role] = frozenset(rules | {TopicRule(Action.PUBLISH, own)})
             held[user.username].add(role)
     for device in devices:
@@ -122,7 +128,8 @@ def broker_policy(
             continue
         login = device_login(device.producer, device.device_id)
         role = device_role(device.producer, device.device_id)
-        roles[role] = frozenset({TopicRule(Action.PUBLISH, f"{device.topic}/#")})
+        own_setpoints = _reading(setpoint_topic(device.producer, device.device_id))
+        roles[role] = frozenset({TopicRule(Action.PUBLISH, f"{device.topic}/#"), *own_setpoints})
         held[login] = {role}
         disabled[login] = device.disabled or disabled.get(device.producer, True)
     for grant in grants:

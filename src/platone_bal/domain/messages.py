@@ -67,6 +67,15 @@ class JournalRecord:
     qos: int
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """An answer to set point `setpoint_id`, as its leaf of bal-setpoints."""
+
+    setpoint_id: int
+    leaf: dict[str, Any]
+    leaf_bytes: bytes
+
+
 @dataclass(slots=True)
 class MessageRecord:
     """One received payload and everything decided about it, written in one go.
@@ -86,10 +95,12 @@ class MessageRecord:
     format: str | None = None
     readings: list[ReadingRecord] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    answers: list[AnswerRecord] = field(default_factory=list)
+    """A Light Node's signed answer to a set point (a message on platone/NAME/DEVICE/ack)."""
 
     @property
     def outcome(self) -> Outcome:
-        if not self.readings:
+        if not self.readings and not self.answers:
             return Outcome.REJECTED
         return Outcome.PARTIAL if self.rejections else Outcome.ACCEPTED
 
@@ -100,3 +111,4 @@ class SaveResult:
     duplicates: int
     readings: int
     rejections: int
+    answers: int = 0

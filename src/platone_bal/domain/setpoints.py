@@ -185,5 +185,8 @@ def delivery_message(index: int, leaf: dict[str, Any]) -> bytes:
     return json.dumps({"log": SETPOINT_LOG, "index": index, "leaf": leaf}).encode()
 
 
+SETPOINT_ROOT = "setpoints"
+
+
 def setpoint_topic(producer: str, device: str) -> str:
-    return f"setpoints/{producer}/{device}"
+    return f"{SETPOINT_ROOT}/{producer}/{device}"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.domain.messages import MessageRecord, SaveResult
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import AccessRow, ReadingRow, UnitOfWork
 from platone_bal.services.log_appender import LogAppender
 
@@ -49,7 +50,18 @@ class Recorder:
                 rejections.extend((message_id, record.producer, r) for r in record.rejections)
             tx.add_readings(rows)
             tx.add_rejections(rejections)
-        return SaveResult(len(kept), len(records) - len(kept), len(rows), len(rejections))
+            answers = [answer for record, _ in kept for answer in record.answers]
+            if answers:  # after the readings' log: every writer locks the logs in one order
+                first = self.appender.append(
+                    tx, SETPOINT_LOG, [hasher.hash_leaf(a.leaf_bytes) for a in answers]
+                )
+                for offset, answer in enumerate(answers):
+                    tx.add_setpoint_answer(
+                        first + offset, answer.setpoint_id, answer.leaf, answer.leaf_bytes
+                    )
+        return SaveResult(
+            len(kept), len(records) - len(kept), len(rows), len(rejections), len(answers)
+        )
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> int:
         """Append entries as leaves of bal-audit in one transaction; the log's new size."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import overload
 
 from platone_bal import metrics
-from platone_bal.codecs import DecodeError, decode
+from platone_bal.codecs import DecodeError, decode, decode_envelope
+from platone_bal.codecs.envelope import FORMAT as SIGNED_ENVELOPE
 from platone_bal.codecs.envelope import Envelope
 from platone_bal.domain.devices import device_publish_refusal, parse_device_login
 from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
@@ -29,6 +30,7 @@ from platone_bal.domain.readings import implausible_time, oversized_field, shown
 from platone_bal.domain.users import Role, User, topic_producer
 from platone_bal.ports import Store, StoreUnavailable
 from platone_bal.services.device_keys import DeviceKeys
+from platone_bal.services.ingest.answers import AnswerRefused, ack_device, answer_record
 from platone_bal.services.ingest.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class Lookups:
     producers: dict[str, User | None] = field(default_factory=dict)
     device_logins: dict[tuple[str, str], bool] = field(default_factory=dict)
     """(producer, device) -> whether that device has a login of its own."""
+    answered: set[int] = field(default_factory=set)
+    """Set points answered in this batch (each takes one answer)."""
 
 
 class EnvelopeRefused(Exception):
@@ -112,6 +116,10 @@ class RecordBuilder:
             return
         producer = lookups.producers[producer_name or ""]
         assert producer is not None  # _refusal let it through, so it exists
+        device = ack_device(delivery.topic)
+        if device is not None:
+            self._answer(delivery, record, producer, device, lookups.answered)
+            return
         self._certify(delivery, record, producer, self._topic_device(delivery, lookups))
 
     def _topic_device(self, delivery: Delivery, lookups: Lookups) -> str | None:
@@ -190,6 +198,27 @@ class RecordBuilder:
                 salt=new_salt(),
             )
             record.readings.append(ReadingRecord(reading, leaf, leaf_bytes(leaf)))
+
+    def _answer(
+        self,
+        delivery: Delivery,
+        record: MessageRecord,
+        producer: User,
+        device: str,
+        answered: set[int],
+    ) -> None:
+        """A set point answer on platone/NAME/DEVICE/ack: a signed envelope whose payload
+        is §8's answer; logged in bal-setpoints, or refused with the reason."""
+        try:
+            envelope = decode_envelope(delivery.payload)
+            record.format = SIGNED_ENVELOPE
+            signer = self._signer(envelope, producer)
+            source = Source(SIGNED_ENVELOPE, record.digest, delivery.received)
+            record.answers.append(
+                answer_record(self.store, envelope, signer, producer, device, source, answered)
+            )
+        except (DecodeError, EnvelopeRefused, AnswerRefused) as error:
+            record.rejections.append(str(error))
 
     def _signer(self, envelope: Envelope, producer: User) -> str:
         """The envelope's signer, if the registry lets that key speak for its device;

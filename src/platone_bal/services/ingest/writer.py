@@ -43,6 +43,8 @@ class IngestService:
         self.recorder = Recorder(store)
         self.records = RecordBuilder(store, log_id=log_id, max_payload_bytes=max_payload_bytes)
         self._on_commit = on_commit
+        self.on_answers: Callable[[], object] = lambda: None
+        """Told after a batch logged set point answers (bal-setpoints grew)."""
         self.batch_size = batch_size
         self._queue: queue.Queue[Delivery | object] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -197,6 +199,8 @@ class IngestService:
         result = self.recorder.save(records, self.log_id)
         if result.readings and self._on_commit is not None:
             self._on_commit()
+        if result.answers:
+            self.on_answers()
         for delivery, record in zip(deliveries, records, strict=True):
             if delivery.ack is not None:
                 delivery.ack(record)
