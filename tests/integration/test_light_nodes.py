@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
@@ -22,6 +25,8 @@ from platone_bal.adapters.web3_chain import Transactor, contract
 from platone_bal.cli import app
 from platone_bal.codecs import decode
 from platone_bal.domain.devices import device_key
+from platone_bal.domain.leaf import leaf_bytes
+from platone_bal.domain.merkle import SHA3_256
 from platone_bal.simulate import connect, pmu_payload, signed_envelope
 from tests.conftest import SAMPLE_PMU
 from tests.integration.ganache import PASSPHRASE, Ganache
@@ -63,7 +68,9 @@ class Producer:
         )
         device.raise_for_status()
         url = f"mqtt://127.0.0.1:{node.settings.mqtt_port}"
-        self.device = connect(url, device.json()["mqtt_username"], device.json()["mqtt_password"])
+        self.device_login = device.json()["mqtt_username"]
+        self.device_password = device.json()["mqtt_password"]
+        self.device = connect(url, self.device_login, self.device_password)
 
     def publish(self, payload: bytes) -> None:
         self.device.publish("platone/producer1/ln1", payload, qos=1).wait_for_publish(5)
@@ -298,3 +305,98 @@ def test_bal_simulate_light_nodes_registers_keys_and_sends_signed_envelopes(
         wait_for(lambda: readings() == 10 * per_envelope, what="4 more envelopes' readings")
         reasons = [r["reason"] for r in node.get("/v1/rejections")["items"]]  # type: ignore[index]
         assert len(reasons) == 2 and all("ln002" in r and "was revoked" in r for r in reasons)
+
+
+def setpoint_body(value: str) -> dict[str, object]:
+    start = datetime.now(UTC)
+    return {
+        "producer": "producer1", "device": "ln1", "measurand": "activePowerLimit",
+        "value": value, "unit": "kW", "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+    }  # fmt: skip
+
+
+def anchored_proof(node: NodeThread, path: str, file: Path) -> Path:
+    bundle: dict[str, object] = {}
+
+    def anchored() -> bool:
+        bundle.update(node.http.get(path, headers=node.token()).json())
+        return bundle.get("anchor") is not None
+
+    wait_for(anchored, timeout=30, what=f"{path} anchored")
+    file.write_text(json.dumps(bundle))
+    return file
+
+
+def test_a_set_point_round_trip_across_a_node_restart(tmp_path: Path) -> None:
+    """The Light Node keeps a persistent session on setpoints/NAME/DEVICE and goes
+    offline; the DSO issues a set point, which is delivered to the broker; the node (and
+    its Mosquitto) restart; the Light Node comes back, gets the set point, answers with a
+    signed envelope, and both leaves' proofs verify."""
+    light_node = Account.create()
+    data = tmp_path / "bal"
+    with NodeThread(data, anchor_interval=0.5) as node:
+        producer = Producer(node, light_node)
+        producer.close()
+        credentials = (producer.device_login, producer.device_password)
+        node.http.post(
+            "/v1/devices/ln1/key", params={"producer": "producer1"}, headers=node.token()
+        ).raise_for_status()
+        session = connect(
+            f"mqtt://127.0.0.1:{node.settings.mqtt_port}", *credentials,
+            client_id="producer1/ln1", clean_session=False,
+        )  # fmt: skip
+        subscribed = session.subscribe("setpoints/producer1/ln1", qos=1)
+        assert subscribed[0] == 0
+        time.sleep(0.5)
+        session.disconnect()
+        session.loop_stop()
+        issued = node.http.post("/v1/setpoints", json=setpoint_body("3.5"), headers=node.token())
+        assert issued.status_code == 201, issued.text
+        setpoint = issued.json()
+        wait_for(
+            lambda: node.get(f"/v1/setpoints/{setpoint['id']}")["status"] == "delivered",
+            what="delivered to the broker (queued for the offline session)",
+        )
+
+    with NodeThread(data, anchor_interval=0.5) as node:
+        received: list[bytes] = []
+        device = mqtt_session(node, credentials, received)
+        wait_for(lambda: len(received) == 1, what="the set point after the restart")
+        message = json.loads(received[0])
+        assert (message["log"], message["index"]) == ("bal-setpoints", setpoint["index"])
+        leaf = message["leaf"]
+        assert (leaf["kind"], leaf["value"], leaf["device"]) == ("setpoint", "3.5", "ln1")
+        leaf_hash = "0x" + SHA3_256.hash_leaf(leaf_bytes(leaf)).hex()
+        body = {"setpoint": message["index"], "leaf_hash": leaf_hash, "status": "applied",
+                "time": datetime.now(UTC).isoformat()}  # fmt: skip
+        ack = signed_envelope(json.dumps(body).encode(), "ln1", light_node)
+        device.publish("platone/producer1/ln1/ack", ack, qos=1).wait_for_publish(5)
+        wait_for(
+            lambda: node.get(f"/v1/setpoints/{setpoint['id']}")["status"] == "applied",
+            what="the answer logged",
+        )
+        answered = node.get(f"/v1/setpoints/{setpoint['id']}")
+        assert answered["answer"]["signer"] == light_node.address  # type: ignore[index]
+        rpc = f"http://127.0.0.1:{node.settings.chain_rpc_port}"
+        for query, name in (("", "setpoint"), ("?answer=true", "answer")):
+            path = f"/v1/setpoints/{setpoint['id']}/proof{query}"
+            proof = anchored_proof(node, path, tmp_path / f"{name}.json")
+            assert json.loads(proof.read_text())["leaf"]["kind"] == name
+            checked = CliRunner().invoke(app, ["verify", str(proof), "--rpc", rpc])
+            assert checked.exit_code == 0, checked.output
+        device.disconnect()
+        device.loop_stop()
+
+
+def mqtt_session(node: NodeThread, credentials: tuple[str, str], into: list[bytes]) -> Any:
+    """The Light Node's persistent session again: what was queued arrives (the handler is
+    set before connecting: queued messages come at once)."""
+    device = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="producer1/ln1", clean_session=False
+    )
+    device.username_pw_set(*credentials)
+    device.on_message = lambda _c, _u, message: into.append(message.payload)
+    device.connect("127.0.0.1", node.settings.mqtt_port)
+    device.loop_start()
+    return device
