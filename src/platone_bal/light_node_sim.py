@@ -1,5 +1,6 @@
 """Simulated Light Nodes (D3.2): each with its own key, registered by the DSO, sending
-signed envelopes (ARCHITECTURE §8) of PMU readings with its own MQTT login.
+signed envelopes (ARCHITECTURE §8) of PMU readings with its own MQTT login, and
+answering the set points it gets on setpoints/NAME/DEVICE ("applied", signed).
 
 The keys live in a local keystore file (JSON, mode 0600) next to each device's MQTT
 password, so a second run reuses the same devices instead of registering new ones:
@@ -13,15 +14,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from platone_bal.domain.leaf import leaf_bytes
+from platone_bal.domain.merkle import SHA3_256
+from platone_bal.domain.readings import format_time
+from platone_bal.domain.setpoints import setpoint_topic
 from platone_bal.simulate import connect, pmu_payload, signed_envelope
 
 
@@ -100,6 +107,43 @@ def light_nodes(
     return nodes
 
 
+class SetPointAnswers:
+    """Each node "applies" every set point it gets on setpoints/NAME/DEVICE and answers
+    with a signed envelope on platone/NAME/DEVICE/ack naming the set point's leaf hash;
+    a repeat (at-least-once delivery) is answered once."""
+
+    def __init__(self, producer: str) -> None:
+        self.producer = producer
+        self.answered: set[int] = set()
+        self._lock = threading.Lock()
+
+    def attach(self, node: LightNode, client: mqtt.Client) -> None:
+        def on_message(_client: mqtt.Client, _data: object, message: mqtt.MQTTMessage) -> None:
+            self._answer(node, client, bytes(message.payload))
+
+        client.on_message = on_message
+        client.subscribe(setpoint_topic(self.producer, node.device), qos=1)
+
+    def _answer(self, node: LightNode, client: mqtt.Client, payload: bytes) -> None:
+        try:
+            message = json.loads(payload)
+            index, leaf = int(message["index"]), message["leaf"]
+        except (ValueError, KeyError, TypeError):
+            return  # not a set point: nothing to apply
+        with self._lock:
+            if index in self.answered:
+                return
+            self.answered.add(index)
+        answer = {
+            "setpoint": index,
+            "leaf_hash": "0x" + SHA3_256.hash_leaf(leaf_bytes(leaf)).hex(),
+            "status": "applied",
+            "time": format_time(datetime.now(UTC)),
+        }
+        envelope = signed_envelope(json.dumps(answer).encode(), node.device, node.account)
+        client.publish(f"platone/{self.producer}/{node.device}/ack", envelope, qos=1)
+
+
 def run_light_nodes(
     nodes: list[LightNode],
     *,
@@ -110,11 +154,15 @@ def run_light_nodes(
     ca_file: Path | None = None,
 ) -> int:
     """Each round, every node publishes one signed envelope of its PMU readings with its
-    own login; returns the envelopes the broker acknowledged."""
+    own login, and answers the set points it gets meanwhile; returns the envelopes of
+    readings the broker acknowledged."""
     clients = [
         connect(url, f"{producer}/{node.device}", node.mqtt_password, ca_file=ca_file)
         for node in nodes
     ]
+    answers = SetPointAnswers(producer)
+    for node, client in zip(nodes, clients, strict=True):
+        answers.attach(node, client)
     sent, done = 0, 0
     try:
         while rounds == 0 or done < rounds:

@@ -6,6 +6,7 @@ and posted over HTTPS; a revocation honoured within 5 s."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,6 +306,24 @@ def test_bal_simulate_light_nodes_registers_keys_and_sends_signed_envelopes(
         wait_for(lambda: readings() == 10 * per_envelope, what="4 more envelopes' readings")
         reasons = [r["reason"] for r in node.get("/v1/rejections")["items"]]  # type: ignore[index]
         assert len(reasons) == 2 and all("ln002" in r and "was revoked" in r for r in reasons)
+
+        # while the simulator runs, the DSO sends ln001 a set point: applied, signed
+        running = threading.Thread(
+            target=CliRunner().invoke,
+            args=(app, [*common[:4], "20", "--interval", "0.5", *common[7:]]),
+        )
+        running.start()
+        time.sleep(1.0)
+        body = setpoint_body("1.5") | {"device": "ln001"}
+        issued = node.http.post("/v1/setpoints", json=body, headers=node.token()).json()
+        wait_for(
+            lambda: node.get(f"/v1/setpoints/{issued['id']}")["status"] == "applied",
+            timeout=15,
+            what="the simulated Light Node's answer",
+        )
+        answer = node.get(f"/v1/setpoints/{issued['id']}")["answer"]
+        assert answer["signer"] == stored["producer1/ln001"]["address"]  # type: ignore[index]
+        running.join(30)
 
 
 def setpoint_body(value: str) -> dict[str, object]:
