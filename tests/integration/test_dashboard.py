@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from eth_account import Account
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from platone_bal.domain.merkle import SHA3_256
 from platone_bal.simulate import connect, signed_envelope
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML, require_binary
 from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, publish_as_producer1, wait_for
@@ -260,8 +262,43 @@ def test_the_dso_registers_and_revokes_a_light_nodes_key_on_its_pages(
         lambda: any(r["device"] == "ln1" for r in node.get("/v1/readings")["items"]),
         what="the signed reading",
     )
+    # the DSO issues a set point from its page; the Light Node answers it, signed
+    admin.get_by_label("Device", exact=True).fill("ln1")
+    admin.get_by_label("Measurand").fill("activePowerLimit")
+    admin.get_by_label("Value").fill("3.5")
+    admin.get_by_label("Unit").fill("kW")
+    admin.get_by_role("button", name="Issue set point").click()
+    expect(admin.get_by_text("Set point 1 issued")).to_be_visible()
+    bundle: dict[str, Any] = {}
+
+    def certified() -> bool:
+        bundle.update(node.http.get("/v1/setpoints/1/proof", headers=node.token()).json())
+        return "leaf" in bundle
+
+    wait_for(certified, what="the set point's proof")
+    leaf_hash = "0x" + SHA3_256.hash_leaf(rfc8785.dumps(bundle["leaf"])).hex()
+    answer = {"setpoint": bundle["index"], "leaf_hash": leaf_hash, "status": "applied",
+              "time": "2026-12-01T12:00:00Z"}  # fmt: skip
+    client = connect(
+        f"mqtt://127.0.0.1:{node.settings.mqtt_port}",
+        device["mqtt_username"],
+        device["mqtt_password"],
+    )
+    ack = signed_envelope(json.dumps(answer).encode(), "ln1", light_node)
+    client.publish("platone/producer1/ln1/ack", ack, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    wait_for(lambda: node.get("/v1/setpoints/1")["status"] == "applied", what="the answer")
+
     producer = open_page(browser, node)
     sign_in(producer, PRODUCER)
+    setpoint_row = producer.get_by_role("row").filter(has_text="activePowerLimit")
+    expect(setpoint_row).to_contain_text("applied at")
+    expect(setpoint_row).to_contain_text(light_node.address)
+    with producer.expect_download() as download:
+        producer.get_by_role("link", name="Proof of the answer to set point 1").click()
+    proof = json.loads(Path(download.value.path()).read_text())
+    assert proof["leaf"]["kind"] == "answer" and proof["leaf"]["signer"] == light_node.address
     row = producer.get_by_role("row").filter(has_text="light-node")
     expect(row).to_contain_text(f"{light_node.address}, registered")
     expect(row).to_contain_text(f"signed by {light_node.address}")

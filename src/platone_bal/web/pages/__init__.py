@@ -24,10 +24,13 @@ from platone_bal.web.pages import (
     explorer,
     grants,
     producer,
+    setpoints,
     sign_in,
 )
 
 router = APIRouter(include_in_schema=False)
 """Every page and form of the dashboard."""
-for _group in (sign_in, consumer, grants, producer, devices, device_keys, admin, explorer, assets):
+for _group in (
+    sign_in, consumer, grants, producer, devices, device_keys, setpoints, admin, explorer, assets,
+):  # fmt: skip
     router.include_router(_group.router)

@@ -15,6 +15,7 @@ from platone_bal.ports import RejectionQuery, UserExists
 from platone_bal.services.users import InvalidUser
 from platone_bal.web.pages.device_keys import key_views
 from platone_bal.web.pages.rendering import HOME, Context, Csrf, back, page
+from platone_bal.web.pages.setpoints import recent_setpoints
 from platone_bal.web.session import check_csrf, signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +45,7 @@ def admin_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -> R
         users=ctx.store.list_users(),
         devices=devices,
         keys=key_views(ctx, devices),
+        setpoints=recent_setpoints(ctx, user),
         rejections=ctx.store.rejections(RejectionQuery(limit=20, newest_first=True)),
         log=log,
         size=size,

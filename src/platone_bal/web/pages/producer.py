@@ -16,6 +16,7 @@ from platone_bal.domain.users import User
 from platone_bal.ports import RejectionQuery
 from platone_bal.web.pages.device_keys import key_views
 from platone_bal.web.pages.rendering import Context, page
+from platone_bal.web.pages.setpoints import recent_setpoints
 from platone_bal.web.session import signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -63,6 +64,7 @@ def producer_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -
         now=now,
         devices=devices,
         rejections=rejections,
+        setpoints=recent_setpoints(ctx, user),
         kinds=[k.value for k in DeviceKind],
         **extra,
     )
