@@ -57,6 +57,7 @@ from platone_bal.services.periodic import PeriodicWorker
 from platone_bal.services.setpoint_delivery import SetPointDelivery
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
+from platone_bal.status import node_status
 
 log = logging.getLogger(__name__)
 
@@ -234,33 +235,7 @@ class Node:
 
     def status(self) -> dict[str, str]:
         """Broker and chain in words, for the operators' page."""
-        settings = self.settings
-        if self.mosquitto is not None:
-            state = f"pid {self.mosquitto.pid}" if self.mosquitto.pid else "not running"
-            port = settings.mqtt_tls_port if settings.tls else settings.mqtt_port
-            broker = f"the node's own Mosquitto on {settings.bind}:{port} ({state}"
-            broker += f", restarted {self.mosquitto.restarts} times)"
-        else:
-            broker = f"Mosquitto at {settings.mqtt_url}"
-            if self.broker_sync is not None:
-                errors = self.broker_sync.last_errors or (
-                    [self.broker_sync.last_error] if self.broker_sync.last_error else []
-                )
-                broker += "; dynamic security " + (
-                    f"has problems: {errors[0]}" if errors else "in step with the grants"
-                )
-        status = {"Broker": broker}
-        if self.chain is not None:
-            chain = self.chain.chain
-            kind = "embedded py-evm" if self.chain.embedded is not None else settings.chain_url
-            try:
-                block = chain.w3.eth.block_number
-                status["Chain"] = f"{kind}, chain id {chain.chain_id}, block {block}"
-            except Exception as error:
-                status["Chain"] = f"{kind}: unreachable ({error})"
-            status["Registry"] = chain.deployment.contracts["CertificationRegistry"]
-            status["Device registry"] = chain.deployment.contracts["DeviceRegistry"]
-        return status
+        return node_status(self.settings, self.mosquitto, self.broker_sync, self.chain)
 
     def bootstrap_admin(self) -> str | None:
         """Create the first admin; returns its generated password when none was set."""

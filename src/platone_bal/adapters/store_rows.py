@@ -31,7 +31,6 @@ from platone_bal.ports import (
     ReadingRow,
     StoredDecision,
     StoredReading,
-    StoredSetPoint,
 )
 
 Row = tuple[Any, ...]
@@ -380,32 +379,3 @@ def audit_column_rows(rows: Iterable[Row]) -> list[tuple[int, str, str, str, str
 def raw_records_from_rows(rows: Iterable[Row]) -> list[RawRecord]:
     """From rows of (index, leaf, *the values of READING_COLUMNS or ENTRY_COLUMNS)."""
     return [RawRecord(row[0], row[1], tuple(row[2:])) for row in rows]
-
-
-# set points of bal-setpoints
-
-SETPOINT_COLUMNS = (
-    "id, idx, producer, device, measurand, value, unit, start, end_at, issuer, issued, status,"
-    " delivered, answer_idx, answer_status, answer_time, answer_signer"
-)
-"""What `setpoint_from_row` reads, in its order."""
-NEW_SETPOINT_COLUMNS = (
-    "idx, producer, device, measurand, value, unit, start, end_at, issuer, issued, status"
-)
-
-
-def new_setpoint_values(index: int, leaf: dict[str, Any]) -> Row:
-    """A just-issued set point's row (NEW_SETPOINT_COLUMNS) from its leaf."""
-    return (
-        index, leaf["producer"], leaf["device"], leaf["measurand"], leaf["value"], leaf["unit"],
-        leaf["start"], leaf["end"], leaf["issuer"], leaf["time"], "issued",
-    )  # fmt: skip
-
-
-def answer_values(index: int, leaf: dict[str, Any]) -> Row:
-    """(status, answer_idx, answer_status, answer_time, answer_signer) of an answer leaf."""
-    return (leaf["status"], index, leaf["status"], leaf["time"], leaf["signer"])
-
-
-def setpoint_from_row(row: Row) -> StoredSetPoint:
-    return StoredSetPoint(*row)

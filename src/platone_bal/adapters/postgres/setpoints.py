@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from platone_bal.adapters.postgres.base import PoolUser, is_row_id, unavailable_on_faults
-from platone_bal.adapters.store_rows import SETPOINT_COLUMNS, setpoint_from_row
+from platone_bal.adapters.setpoint_rows import SETPOINT_COLUMNS, setpoint_from_row
 from platone_bal.ports import MAX_ROW_ID, StoredSetPoint
 
 

@@ -28,15 +28,17 @@ from platone_bal.adapters.postgres.base import (
 )
 from platone_bal.adapters.postgres.logs import fetch_nodes
 from platone_bal.adapters.postgres.partitions import KnownDays, ensure_days
+from platone_bal.adapters.setpoint_rows import (
+    NEW_SETPOINT_COLUMNS,
+    answer_values,
+    new_setpoint_values,
+)
 from platone_bal.adapters.store_rows import (
     ACCESS_ENTRY_COLUMNS,
     MESSAGE_COLUMNS,
-    NEW_SETPOINT_COLUMNS,
     READING_LEAF_COLUMNS,
     access_entry_values,
-    answer_values,
     message_values,
-    new_setpoint_values,
     reading_leaf_values,
 )
 from platone_bal.domain.merkle import Node

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from platone_bal.adapters.setpoint_rows import SETPOINT_COLUMNS, setpoint_from_row
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
-from platone_bal.adapters.store_rows import SETPOINT_COLUMNS, setpoint_from_row
 from platone_bal.ports import MAX_ROW_ID, StoredSetPoint
 
 

@@ -7,16 +7,18 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from platone_bal.adapters.setpoint_rows import (
+    NEW_SETPOINT_COLUMNS,
+    answer_values,
+    new_setpoint_values,
+)
 from platone_bal.adapters.sqlite.logs import log_head, nodes_at
 from platone_bal.adapters.store_rows import (
     ACCESS_ENTRY_COLUMNS,
     MESSAGE_COLUMNS,
-    NEW_SETPOINT_COLUMNS,
     READING_LEAF_COLUMNS,
     access_entry_values,
-    answer_values,
     message_values,
-    new_setpoint_values,
     reading_leaf_values,
 )
 from platone_bal.domain.merkle import Node
