@@ -299,6 +299,12 @@ def test_the_dso_registers_and_revokes_a_light_nodes_key_on_its_pages(
         producer.get_by_role("link", name="Proof of the answer to set point 1").click()
     proof = json.loads(Path(download.value.path()).read_text())
     assert proof["leaf"]["kind"] == "answer" and proof["leaf"]["signer"] == light_node.address
+    producer.goto("/explorer")
+    explored = producer.get_by_role("row").filter(has_text="activePowerLimit")
+    expect(explored).to_contain_text("applied")
+    expect(producer.get_by_role("link", name="Proof of set point 1")).to_be_visible()
+    accessible(producer, "explorer-setpoints")
+    producer.goto("/producer")
     row = producer.get_by_role("row").filter(has_text="light-node")
     expect(row).to_contain_text(f"{light_node.address}, registered")
     expect(row).to_contain_text(f"signed by {light_node.address}")

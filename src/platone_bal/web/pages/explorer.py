@@ -17,10 +17,12 @@ from platone_bal.api.context import ApiContext
 from platone_bal.codecs import json_depth
 from platone_bal.domain.merkle import SHA3_256, inclusion_steps
 from platone_bal.domain.proof import verify_bundle
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.domain.users import User
 from platone_bal.ports import StoredReading
 from platone_bal.services.certification import NotYetCertified, proof_bundle
 from platone_bal.web.pages.rendering import Context, Csrf, page
+from platone_bal.web.pages.setpoints import recent_setpoints
 from platone_bal.web.session import check_csrf, signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +48,8 @@ def explorer(request: Request, ctx: Context, reading: int | None = None) -> Resp
         anchors=ctx.store.latest_anchors(log, 50),
         reading=reading,
         path=path,
+        setpoints=recent_setpoints(ctx, user),
+        setpoint_anchors=ctx.store.latest_anchors(SETPOINT_LOG, 10),
     )
 
 
