@@ -23,6 +23,7 @@ from platone_bal.domain.messages import MessageRecord
 from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports.records import (
     AccessRow,
+    LeafRow,
     RawRecord,
     ReadingQuery,
     ReadingRow,
@@ -274,12 +275,41 @@ class RawStore(Protocol):
         statistics say)."""
         ...
 
+    def raw_leaf_rows(self, log: str, start: int, stop: int) -> list[LeafRow] | None:
+        """The readings of `log` with start <= index < stop, in index order, each as
+        (index, leaf, attrs, members, whole), for `bal audit`'s fast path: the database
+        encodes the stored columns so that the audit compares them with the leaf as one
+        byte string, without decoding the leaf or reading each column into Python.
+
+        `index`, `leaf` and `attrs` are as stored (as in `raw_records`). `members` is the
+        exact RFC 8785 encoding, as bytes, of the object the stored columns say the leaf
+        holds besides its attrs and salt: `{"device":…,"log":…,"measurand":…,"owner":…,
+        "producer":…,"source":{"format":…,"message":<the message's digest>,"received":…},
+        "time":…,"unit":…,"v":1,"value":…}`, each text column as a JSON string (escaped
+        as RFC 8785 escapes it) and a NULL as null. `whole` is true (or 1) exactly when the
+        reading's message is stored and its stored payload is as long as its recorded
+        size (what `check_reading` asks of message id, size and payload length).
+
+        None when the database cannot encode the page (a value of a type no leaf holds,
+        such as a BLOB in a text column of SQLite): the caller then reads the page with
+        `raw_records`, which reports every value as it is. Guarantees nothing beyond the
+        encoding: the caller still checks the leaf, which the rows never vouch for."""
+        ...
+
     def raw_index_from(self, log: str, start: int) -> object | None:
         """The smallest index of a stored record of `log` at or after `start`, if any."""
         ...
 
     def raw_nodes(self, log: str, level: int, start: int, stop: int) -> list[tuple[object, object]]:
         """(index, hash) of the stored Merkle nodes of `level` with start <= index < stop."""
+        ...
+
+    def raw_nodes_equal(self, log: str, level: int, start: int, hashes: bytes) -> int:
+        """How many of the stored nodes of `level` with start <= index < start + n are
+        BLOBs equal to their 32 bytes of `hashes` (node start + i to hashes[32 i:32 i +
+        32]; n = len(hashes) // 32): n exactly when every one of them is stored and
+        equal. The database compares, so a page's nodes are checked without reading
+        them into Python; which node differs is for `raw_nodes` to say."""
         ...
 
     def raw_checkpoints(
