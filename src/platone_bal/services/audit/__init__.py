@@ -26,9 +26,15 @@ A row of the wrong shape (a leaf stored as TEXT, a root that is not 32 bytes) is
 finding that names it, never a crash (`rows`). The audit stops at the first problem and
 says what differs: after that, everything depends on data already known to be wrong
 (`report`). `run` holds the checks together, in this order.
+
+The records are read a page at a time; each page's records and leaf hashes can be
+checked apart from the others (`pages`, with a fast path that matches a leaf against
+its columns as bytes: `match`), in worker processes (`workers`), while the tree is
+rebuilt from their results in index order (`tree`, `checkpoints`).
 """
 
 from platone_bal.services.audit.report import AuditReport
 from platone_bal.services.audit.run import audit_log
+from platone_bal.services.audit.workers import Pages, StoreOpener
 
-__all__ = ["AuditReport", "audit_log"]
+__all__ = ["AuditReport", "Pages", "StoreOpener", "audit_log"]
