@@ -23,6 +23,8 @@ from platone_bal.ports import Store
 from platone_bal.services.audit import AuditReport, Pages, StoreOpener, audit_log
 from platone_bal.services.audit import pages as checked_apart
 from platone_bal.services.audit import workers as worker_pool
+from platone_bal.services.audit.pages import check_page, first_inside
+from platone_bal.services.audit.tree import LogPass
 from tests.contract.builders import LOG, T0, make_anchor, minutes, pmu_message, save, signed
 
 SIZE = 15
@@ -84,11 +86,26 @@ def test_workers_check_every_page_of_a_healthy_log(
     report = both(store, opener)
     assert report.ok, report.problem
     assert (report.readings, report.checkpoints) == (SIZE, SIZE)
-    here: list[int] = []
-    check_page = worker_pool.check_page
-    monkeypatch.setattr(worker_pool, "check_page", lambda *a: here.append(a[2]) or check_page(*a))
+    here: list[object] = []
+    done_here = worker_pool.done_here
+    monkeypatch.setattr(worker_pool, "done_here", lambda *a: here.append(a[1]) or done_here(*a))
+    by_record = LogPass._record_by_record
+    monkeypatch.setattr(LogPass, "_record_by_record", lambda *a: here.append(a) or by_record(*a))
     assert audit_log(store, LOG, None, pages=Pages(3, 2, opener, wait_for_workers=True)).ok
-    assert here == []  # no page was checked in this process
+    assert here == []  # no page, of records or of messages, was checked in this process
+
+
+def test_a_clean_page_gives_the_nodes_inside_it(store: Store, log: int) -> None:
+    for start, stop in ((0, 8), (3, 6), (5, 13), (0, SIZE)):
+        levels = check_page(store, LOG, start, stop)
+        assert levels is not None
+        for level, joined in enumerate(levels):
+            first = first_inside(start, level)
+            stored = dict(store.raw_nodes(LOG, level, first, stop >> level))
+            assert joined == b"".join(stored[i] for i in range(first, stop >> level))  # type: ignore[misc]
+        assert len(levels) == max(
+            level + 1 for level in range(5) if first_inside(start, level) < stop >> level
+        )
 
 
 def test_the_first_of_two_tampered_pages_is_the_finding(
@@ -152,6 +169,23 @@ def test_attrs_stored_in_another_order_or_escaped_need_no_full_check(
     report = both(store, opener)
     assert report.bad_index == 0
     assert report.problem is not None and report.problem.startswith("attrs: stored {'phase': 'B'}")
+
+
+def test_the_first_of_two_changed_payloads_is_the_finding(
+    store: Store, opener: StoreOpener, log: int
+) -> None:
+    """Five messages, in pages of 3: the second and the fourth changed, one on each page."""
+    messages = store.raw_messages(0, 10)
+    ids = [message_id for message_id, *_ in messages]
+    for message_id in (ids[3], ids[1]):
+        payload = messages[ids.index(message_id)][3]
+        assert isinstance(payload, bytes)
+        forged = payload.replace(b"BUS1", b"BUS9")
+        tamper(store, "UPDATE messages SET payload = ? WHERE id = ?", forged, message_id)
+        report = both(store, opener)
+        assert report.bad_index == 3 * ids.index(message_id)
+        assert report.problem is not None
+        assert report.problem.startswith(f"message {message_id}: payload does not hash")
 
 
 def test_a_message_cut_short_is_named(store: Store, opener: StoreOpener, log: int) -> None:

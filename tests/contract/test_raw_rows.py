@@ -16,7 +16,7 @@ from platone_bal.domain.messages import Channel, MessageRecord, ReadingRecord
 from platone_bal.domain.readings import Reading, format_time
 from platone_bal.domain.users import User
 from platone_bal.ports import Store
-from platone_bal.services.audit import audit_log
+from platone_bal.services.audit import Pages, audit_log
 from platone_bal.services.audit.match import LeafMatcher
 from platone_bal.services.recorder import Recorder
 from tests.contract.builders import (
@@ -186,8 +186,8 @@ def test_bal_audit_finds_a_healthy_store_healthy(
 
 def odd_message(producer: User) -> MessageRecord:
     """Readings whose text needs every escape JSON has (quotes, backslashes, control
-    characters; none for DEL, non-ASCII and U+2028), with a unit and without, attrs
-    with a non-ASCII key and attrs whose keys a reading gives out of order."""
+    characters; none for DEL, non-ASCII and U+2028), or none but is not ASCII, with a
+    unit and without, attrs with a non-ASCII key and attrs given out of key order."""
     payload = b"a payload the readings below came from"
     source = Source("pmu-json", message_digest(payload), RECEIVED)
     readings = [
@@ -200,6 +200,7 @@ def odd_message(producer: User) -> MessageRecord:
             {"\u00fc": "\u00df", "a": ["x", "y"], "n": 5},
         ),
         Reading("plain", T0 + minutes(1), "P", "1.5", "W", {"z": "1", "a": "2"}),
+        Reading("z\u00e4hler \u20ac", T0 + minutes(2), "P", "v\U0001f600", "\u00b0C"),
     ]
     items = []
     for reading in readings:
@@ -221,17 +222,19 @@ def test_raw_leaf_rows_encode_the_columns_exactly_as_the_leaf_does(
     save(store, [record])
     rows = store.raw_leaf_rows(LOG, 0, 10)
     assert rows is not None
-    assert [row[0] for row in rows] == [0, 1]
+    assert [row[0] for row in rows] == [0, 1, 2]
     matcher = LeafMatcher()
     for row, item in zip(rows, record.readings, strict=True):
         index, leaf, attrs, members, whole = row
         assert (type(index), type(leaf), type(members)) == (int, bytes, bytes)
         assert leaf == item.leaf_bytes and whole
-        assert members == bytes(rfc8785.dumps({key: item.leaf[key] for key in MEMBERS}))
         assert isinstance(attrs, str) and json.loads(attrs) == item.leaf["attrs"]
+        assert members == bytes(rfc8785.dumps({key: item.leaf[key] for key in MEMBERS}))
         assert matcher.leaf(row) == leaf  # the fast path takes it: no full check needed
-    assert [row[0] for row in store.raw_leaf_rows(LOG, 1, 5) or []] == [1]
-    assert store.raw_leaf_rows(LOG, 2, 5) == []
+    report = audit_log(store, LOG, None, pages=Pages(1))
+    assert report.ok and report.readings == 3, report.problem
+    assert [row[0] for row in store.raw_leaf_rows(LOG, 1, 5) or []] == [1, 2]
+    assert store.raw_leaf_rows(LOG, 3, 5) == []
     assert store.raw_leaf_rows("bal-other", 0, 10) == []
 
 

@@ -290,10 +290,10 @@ class RawStore(Protocol):
         reading's message is stored and its stored payload is as long as its recorded
         size (what `check_reading` asks of message id, size and payload length).
 
-        None when the database cannot encode the page (a value of a type no leaf holds,
-        such as a BLOB in a text column of SQLite): the caller then reads the page with
-        `raw_records`, which reports every value as it is. Guarantees nothing beyond the
-        encoding: the caller still checks the leaf, which the rows never vouch for."""
+        None for the whole page when the database cannot encode it (a value of a type no
+        leaf holds, such as a BLOB in a text column of SQLite): the caller then reads it
+        with `raw_records`, which reports every value as it is. Guarantees nothing beyond
+        the encoding: the caller still checks the leaf, which the rows never vouch for."""
         ...
 
     def raw_index_from(self, log: str, start: int) -> object | None:
@@ -329,6 +329,11 @@ class RawStore(Protocol):
     def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
         """(id, digest, size, payload) of every stored message with id > `after`, in any
         outcome, by id."""
+        ...
+
+    def raw_message_ids(self, after: int, limit: int) -> list[int]:
+        """The ids of stored messages (in any outcome) above `after`, by id, at most
+        `limit`: where pages of `raw_messages` begin, read without their payloads."""
         ...
 
     def message_reading_index(self, log: str, message_id: int) -> int | None:

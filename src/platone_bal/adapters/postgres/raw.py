@@ -120,7 +120,7 @@ class RawTables(PoolUser):
     def raw_nodes_equal(self, log: str, level: int, start: int, hashes: bytes) -> int:
         row = self._one(
             "SELECT count(*) FROM nodes WHERE log = %s AND level = %s AND idx >= %s"
-            " AND idx < %s AND hash = substring(%s::bytea from ((idx - %s) * 32 + 1)::int for 32)",
+            " AND idx < %s AND hash = substring(%b from ((idx - %s) * 32 + 1)::int for 32)",
             (log, level, start, start + len(hashes) // 32, hashes, start),
         )
         return int(row[0]) if row else 0
@@ -151,13 +151,21 @@ class RawTables(PoolUser):
         ]
 
     def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
+        # binary: a payload arrives as its bytes, not as hex text twice its size
         rows = self._all(
             "SELECT id, digest, size, payload FROM messages WHERE id > %s ORDER BY id LIMIT %s",
             (after, limit),
+            binary=True,
         )
         return [
             (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
         ]
+
+    def raw_message_ids(self, after: int, limit: int) -> list[int]:
+        rows = self._all(
+            "SELECT id FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
+        )
+        return [int(message_id) for (message_id,) in rows]
 
     def message_reading_index(self, log: str, message_id: int) -> int | None:
         row = self._one(

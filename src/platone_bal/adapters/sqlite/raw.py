@@ -121,6 +121,12 @@ class SqliteRaw(SqliteDatabase):
             (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
         ]
 
+    def raw_message_ids(self, after: int, limit: int) -> list[int]:
+        rows = self._connection().execute(
+            "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+        return [int(message_id) for (message_id,) in rows]
+
     def message_reading_index(self, log: str, message_id: int) -> int | None:
         (index,) = (
             self._connection()

@@ -30,6 +30,8 @@ _SOURCE = b',"source":'
 _HEX = b"0123456789abcdef"
 _SALT_HEX = 32
 """A salt is 32 hex digits (`domain.leaf.new_salt`); any other is checked fully."""
+_ATTRS_AT = len(_START)
+_SALT_AT = len(_SALT)
 _SALTED = len(_SALT) + _SALT_HEX + 1
 """Bytes a matched leaf has after its attrs besides the members' own: the salt's key,
 digits and closing quote (the comma after the attrs takes the members' opening brace)."""
@@ -54,23 +56,23 @@ class LeafMatcher:
         # `members` holds JSON strings (a " in one is escaped), so its first ,"source":
         # is that member's; the leaf's attrs end where the rest must begin
         attrs_end = len(leaf) - len(members) - _SALTED
-        salt_at = attrs_end + source + len(_SALT)
+        salt_at = attrs_end + source + _SALT_AT
         salt = leaf[salt_at : salt_at + _SALT_HEX]
-        certified = leaf[len(_START) : attrs_end]
+        certified = leaf[_ATTRS_AT:attrs_end]
         expected = b"".join(
             (_START, certified, b",", members[1:source], _SALT, salt, b'"', members[source:])
         )
-        if expected != leaf or salt.strip(_HEX) or not _utf8(members):
+        if expected != leaf or salt.strip(_HEX) or not (members.isascii() or _utf8(members)):
             return None
-        return leaf if self._agree(certified, attrs) else None
-
-    def _agree(self, certified: bytes, stored: str) -> bool:
-        key = (certified, stored)
-        agree = self._attrs.get(key)
+        agree = self._attrs.get((certified, attrs))
         if agree is None:
-            if len(self._attrs) >= _CACHED:
-                self._attrs.clear()
-            agree = self._attrs[key] = attrs_agree(certified, stored)
+            agree = self._remember(certified, attrs)
+        return leaf if agree else None
+
+    def _remember(self, certified: bytes, stored: str) -> bool:
+        if len(self._attrs) >= _CACHED:
+            self._attrs.clear()
+        agree = self._attrs[certified, stored] = attrs_agree(certified, stored)
         return agree
 
 
@@ -94,8 +96,6 @@ def attrs_agree(certified: bytes, stored: str) -> bool:
 def _utf8(members: bytes) -> bool:
     """The columns' bytes are UTF-8 (SQLite may hold other bytes as TEXT; a leaf that
     copies them is not JSON)."""
-    if members.isascii():
-        return True
     try:
         members.decode()
     except UnicodeDecodeError:

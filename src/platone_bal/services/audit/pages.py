@@ -12,10 +12,11 @@ names it exactly as an audit without pages checked apart would.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from typing import cast
 
 from platone_bal.domain.audit import AUDIT_LOG
-from platone_bal.domain.merkle import SHA3_256
 from platone_bal.ports import RawRecord, Store
 from platone_bal.services.audit.match import LeafMatcher
 from platone_bal.services.audit.records import check_entry, check_reading
@@ -23,16 +24,18 @@ from platone_bal.services.audit.report import BadRow
 
 HASH_SIZE = 32
 """Bytes of one node (SHA3-256)."""
+_MATCHER = LeafMatcher()
+"""The process's matcher: what it remembers (which attrs agree) holds for any store."""
 
 
-def check_page(
-    store: Store, log: str, start: int, stop: int, matcher: LeafMatcher
-) -> tuple[bytes, ...] | None:
+def check_page(store: Store, log: str, start: int, stop: int) -> tuple[bytes, ...] | None:
     """The nodes wholly inside a clean page, each level's joined (`PageTree.levels`)."""
-    leaves = checked_leaves(store, log, start, stop, matcher)
+    leaves = checked_leaves(store, log, start, stop, _MATCHER)
     if leaves is None:
         return None
-    level, nodes = 0, [SHA3_256.hash_leaf(leaf) for leaf in leaves]
+    # SHA3_256.hash_leaf and hash_children (RFC 9162), without a call of their own
+    sha3 = hashlib.sha3_256
+    level, nodes = 0, [sha3(b"\x00" + leaf).digest() for leaf in leaves]
     levels: list[bytes] = []
     while nodes:
         joined = b"".join(nodes)
@@ -41,10 +44,8 @@ def check_page(
             return None
         levels.append(joined)
         level += 1
-        above = range(first_inside(start, level), stop >> level)
-        nodes = [
-            SHA3_256.hash_children(nodes[2 * i - first], nodes[2 * i + 1 - first]) for i in above
-        ]
+        pairs = range(2 * first_inside(start, level) - first, 2 * (stop >> level) - first, 2)
+        nodes = [sha3(b"\x01" + nodes[at] + nodes[at + 1]).digest() for at in pairs]
     return tuple(levels)
 
 
@@ -89,22 +90,18 @@ def checked_leaves(
     rows = None if log == AUDIT_LOG else store.raw_leaf_rows(log, start, stop)
     if rows is None:
         return fully_checked(store.raw_records(log, start, stop), log, start, stop)
-    if len(rows) != stop - start:
+    if [row[0] for row in rows] != list(range(start, stop)):
         return None
-    leaves: list[bytes] = []
-    full: dict[object, RawRecord] | None = None
-    for index, row in enumerate(rows, start):
-        if row[0] != index:
-            return None
-        leaf = matcher.leaf(row)
-        if leaf is None:
-            if full is None:
-                full = {record.index: record for record in store.raw_records(log, start, stop)}
-            record = full.get(index)
-            if record is None or (leaf := passed(record, log)) is None:
-                return None
-        leaves.append(leaf)
-    return leaves
+    leaves = [matcher.leaf(row) for row in rows]
+    if None in leaves:
+        full = {record.index: record for record in store.raw_records(log, start, stop)}
+        for at, leaf in enumerate(leaves):
+            if leaf is None:
+                record = full.get(start + at)
+                if record is None or (leaf := passed(record, log)) is None:
+                    return None
+                leaves[at] = leaf
+    return cast(list[bytes], leaves)  # no None is left
 
 
 def fully_checked(records: list[RawRecord], log: str, start: int, stop: int) -> list[bytes] | None:

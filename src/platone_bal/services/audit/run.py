@@ -18,8 +18,9 @@ from platone_bal.services.audit.chain import (
 from platone_bal.services.audit.messages import check_messages
 from platone_bal.services.audit.report import AuditReport, Finding
 from platone_bal.services.audit.rows import stored_anchors
+from platone_bal.services.audit.schedule import checked_apart
 from platone_bal.services.audit.tree import LogPass, nothing_beyond
-from platone_bal.services.audit.workers import Pages, checked_pages
+from platone_bal.services.audit.workers import Pages
 
 
 def audit_log(
@@ -64,12 +65,12 @@ def _audit(
     stored = stored_anchors(store, log)
     report.size = store.log_size(log)
     wanted = {anchor.size for anchor in stored} | (set(view.roots) if view else set())
-    with checked_pages(store, log, report.size, pages) as feed:
-        roots = LogPass(store, log, report, wanted, pages.size).run(feed, progress)
-    nothing_beyond(store, log, report.size)
-    check_anchor_roots(stored, roots, report.size)
-    if log != AUDIT_LOG:
-        check_messages(store, log, report)
+    with checked_apart(store, log, report.size, pages) as apart:
+        roots = LogPass(store, log, report, wanted, pages.size).run(apart.log_pages, progress)
+        nothing_beyond(store, log, report.size)
+        check_anchor_roots(stored, roots, report.size)
+        if log != AUDIT_LOG:
+            check_messages(store, log, report, apart.message_pages)
     if chain is None:
         report.notes.append("the log and its anchors were not compared with a chain (none given)")
         return

@@ -1,17 +1,19 @@
-"""The log's pages checked apart (`pages.check_page`), in this process or in worker
-processes, and handed to the tree in index order.
+"""Pages of the audit's work (`schedule`) done in this process or in worker processes,
+and handed back strictly in order.
 
-One process checks about 60,000 readings a second (reading the page, matching each
-leaf, hashing it); the tree above the leaves costs a fraction of that. So workers check
-pages ahead, each through a store of its own, while this process rebuilds the tree
-from their results strictly in order: a later page's finding is never reported before
-an earlier page's, and at most AHEAD pages per worker are held, so the audit never
-holds a whole log. Pages are independent, so nothing but the page's bounds goes out.
+One process checks about 60,000 readings a second (reading a page, matching each leaf,
+hashing it); the tree above the leaves costs a fraction of that. So workers take pages
+ahead, each through a store of its own, while this process consumes their results in
+order: a later page's finding is never reported before an earlier page's, and at most
+AHEAD pages per worker are held, so the audit never holds a whole log. A page is
+independent of the others: only its bounds go out, and a worker's answer is only ever
+"clean, and here is what it gives" or None ("check it yourself"), so a worker can make
+the audit faster, never change what it finds.
 
 Workers are forked from a fork server (`forkserver`), never from this process: it may
 hold threads (PostgreSQL's pool) that a fork would copy mid-lock. Starting them can
-take a second or two (the fork server imports the code once per process), so they
-start in the background while this process checks the first pages itself.
+take a second or two (the fork server imports the code, once per process), so they
+start in the background while this process does the first pages itself.
 """
 
 from __future__ import annotations
@@ -19,26 +21,27 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.util
+import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import spawn
 
 from platone_bal.ports import Store
-from platone_bal.services.audit.match import LeafMatcher
-from platone_bal.services.audit.pages import check_page
+from platone_bal.services import forkserver_main
 from platone_bal.services.audit.rows import PAGE
-from platone_bal.services.audit.tree import CheckedPage
 
 StoreOpener = Callable[[], Store]
 """Opens another store on the audited database, in a worker: it must pickle (a
 `functools.partial` of the store class and its path or URL, say)."""
-MIN_PAGES = 4
-"""Logs of fewer pages are checked in this process: workers would cost more to start."""
+Task = tuple[Callable[..., object], tuple[object, ...]]
+"""A page of work: a module-level function (it pickles) of a store and the page's
+bounds, and those bounds."""
 AHEAD = 2
-"""Pages given to each worker beyond the one the tree waits for."""
+"""Pages given to each worker beyond the one this process waits for."""
 
 _log = logging.getLogger(__name__)
 
@@ -56,39 +59,31 @@ class Pages:
     wait_for_workers: bool = False
 
 
-@contextmanager
-def checked_pages(
-    store: Store, log: str, size: int, pages: Pages
-) -> Iterator[Iterator[CheckedPage]]:
-    """The pages of `log`'s first `size` records, checked, in order: by workers when
-    there are any, with an opener, and the log has at least MIN_PAGES pages; the workers
-    stop when the block ends."""
-    if pages.opener is None or pages.workers < 1 or size < MIN_PAGES * pages.size:
-        yield in_process(store, log, size, pages.size)
-        return
-    pool = WorkerPool(pages.opener, pages.workers)
-    try:
-        if pages.wait_for_workers:
-            pool.wait_started()
-        yield pool.pages(store, log, size, pages.size)
-    finally:
-        pool.close()
+def in_process(store: Store, tasks: Iterator[Task]) -> Iterator[tuple[Task, object]]:
+    """Each task done here, in order."""
+    for task in tasks:
+        yield task, done_here(store, task)
 
 
-def in_process(store: Store, log: str, size: int, page: int) -> Iterator[CheckedPage]:
-    matcher = LeafMatcher()
-    for start in range(0, size, page):
-        stop = min(start + page, size)
-        yield start, stop, check_page(store, log, start, stop, matcher)
+def done_here(store: Store, task: Task) -> object:
+    """A task done in this process, with its store."""
+    function, bounds = task
+    return function(store, *bounds)
 
 
 class WorkerPool:
-    """Worker processes, each with its own store, started in the background."""
+    """Worker processes, each with its own store, started in the background, doing
+    `tasks` ahead of the results this process takes (`results`), in order."""
 
-    def __init__(self, opener: StoreOpener, workers: int) -> None:
+    def __init__(
+        self, opener: StoreOpener, workers: int, store: Store, tasks: Iterator[Task]
+    ) -> None:
         self._workers = workers
+        self._store = store
+        self._tasks = tasks
+        self._ahead: deque[tuple[Task, Future[object]]] = deque()
+        self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
-        self._ready = threading.Event()
         self._broken = False
         self._starter = threading.Thread(
             target=self._start, args=(opener,), name="bal-audit-workers", daemon=True
@@ -97,51 +92,62 @@ class WorkerPool:
 
     def _start(self, opener: StoreOpener) -> None:
         context = multiprocessing.get_context("forkserver")
-        # the parent's main module too: else each worker would import it on its own
-        preload = [
-            "__main__",
-            __name__,
-            getattr(getattr(opener, "func", opener), "__module__", None),
-        ]
-        context.set_forkserver_preload([name for name in preload if isinstance(name, str)])
+        # what every worker imports, once in the fork server (if this starts it): the
+        # parent's main script (see `forkserver_main`), this module and the store's
+        script = spawn.get_preparation_data("audit").get("init_main_from_path")
+        store_module = getattr(getattr(opener, "func", opener), "__module__", "")
+        preload = [forkserver_main.__name__, __name__, store_module]
+        context.set_forkserver_preload([name for name in preload if name])
         try:
-            self._executor = ProcessPoolExecutor(
+            if script:
+                os.environ[forkserver_main.MAIN] = script
+            executor = ProcessPoolExecutor(
                 self._workers, mp_context=context, initializer=_open, initargs=(opener,)
             )
-            started = [self._executor.submit(_started) for _ in range(self._workers)]
+            started = [executor.submit(_started) for _ in range(self._workers)]
             wait(started)
             for future in started:
                 future.result()
         except Exception:  # the audit goes on in this process
             _log.warning("audit workers could not start", exc_info=True)
             self._broken = True
-        else:
-            self._ready.set()
+            return
+        finally:
+            os.environ.pop(forkserver_main.MAIN, None)
+        with self._lock:
+            self._executor = executor
+            self._give()
+
+    def _give(self) -> None:
+        """Hand the next tasks to the workers, up to AHEAD each (under the lock)."""
+        if self._executor is None or self._broken:
+            return
+        while len(self._ahead) < AHEAD * self._workers:
+            task = next(self._tasks, None)
+            if task is None:
+                return
+            self._ahead.append((task, self._executor.submit(_run, *task)))
 
     def wait_started(self) -> None:
         self._starter.join()
 
-    def pages(self, store: Store, log: str, size: int, page: int) -> Iterator[CheckedPage]:
-        matcher = LeafMatcher()
-        bounds = [(start, min(start + page, size)) for start in range(0, size, page)]
-        futures: dict[int, Future[tuple[bytes, ...] | None]] = {}
-        given = 0  # pages [0, given) are checked or being checked
-        for number, (start, stop) in enumerate(bounds):
-            if self._ready.is_set() and not self._broken and self._executor is not None:
-                ahead = min(len(bounds), number + 1 + AHEAD * self._workers)
-                for later in range(max(given, number), ahead):
-                    futures[later] = self._executor.submit(_check, log, *bounds[later])
-                given = max(given, ahead)
-            future = futures.pop(number, None)
-            levels = None if future is None else self._result(future)
-            if future is None or (levels is None and self._broken):
-                given = max(given, number + 1)
-                levels = check_page(store, log, start, stop, matcher)
-            yield start, stop, levels
+    def results(self) -> Iterator[tuple[Task, object]]:
+        """Each task with its result, in the order of the tasks."""
+        while True:
+            with self._lock:
+                self._give()
+                given = self._ahead.popleft() if self._ahead else None
+                task = given[0] if given else next(self._tasks, None)  # not given: done here
+            if task is None:
+                return
+            result = None if given is None else self._result(given[1])
+            if given is None or (result is None and self._broken):
+                result = done_here(self._store, task)
+            yield task, result
 
-    def _result(self, future: Future[tuple[bytes, ...] | None]) -> tuple[bytes, ...] | None:
-        """A worker's page; None if the worker failed (the page is then audited record
-        by record here, which meets the same fault, if any, and reports it)."""
+    def _result(self, future: Future[object]) -> object:
+        """A worker's result; None if the worker failed (the page is then checked here
+        the sequential way, which meets the same fault, if any, and reports it)."""
         try:
             return future.result()
         except BrokenProcessPool:
@@ -160,7 +166,6 @@ class WorkerPool:
 # in the worker processes
 
 _store: Store | None = None
-_matcher = LeafMatcher()
 
 
 def _open(opener: StoreOpener) -> None:
@@ -173,6 +178,6 @@ def _started() -> bool:
     return _store is not None
 
 
-def _check(log: str, start: int, stop: int) -> tuple[bytes, ...] | None:
+def _run(function: Callable[..., object], bounds: tuple[object, ...]) -> object:
     assert _store is not None, "the worker's store is opened by its initializer"
-    return check_page(_store, log, start, stop, _matcher)
+    return function(_store, *bounds)
