@@ -241,14 +241,18 @@ def test_raw_leaf_rows_encode_the_columns_exactly_as_the_leaf_does(
 def test_raw_nodes_equal_counts_the_nodes_stored_as_given(
     store: Store, records: list[MessageRecord]
 ) -> None:
+    runs = []
     for level, count in ((0, 6), (1, 3), (2, 1)):
         stored = dict(store.raw_nodes(LOG, level, 0, 10))
         assert set(stored) == set(range(count))
         given = b"".join(stored[index] for index in range(count))  # type: ignore[misc]
-        assert store.raw_nodes_equal(LOG, level, 0, given) == count
-        assert store.raw_nodes_equal(LOG, level, 1, given[32:]) == count - 1
+        assert store.raw_nodes_equal(LOG, [(level, 0, given)]) == count
+        assert store.raw_nodes_equal(LOG, [(level, 1, given[32:])]) == count - 1
         forged = bytes(32) + given[32:]
-        assert store.raw_nodes_equal(LOG, level, 0, forged) == count - 1
-        assert store.raw_nodes_equal(LOG, level, 1, given) == 0  # each node beside its own
-        assert store.raw_nodes_equal("bal-other", level, 0, given) == 0
-    assert store.raw_nodes_equal(LOG, 0, 6, bytes(64)) == 0  # past the log
+        assert store.raw_nodes_equal(LOG, [(level, 0, forged)]) == count - 1
+        assert store.raw_nodes_equal(LOG, [(level, 1, given)]) == 0  # each beside its own
+        assert store.raw_nodes_equal("bal-other", [(level, 0, given)]) == 0
+        runs.append((level, 0, given))
+    assert store.raw_nodes_equal(LOG, runs) == 10  # all of them in one call
+    assert store.raw_nodes_equal(LOG, [*runs, (0, 6, bytes(64))]) == 10  # past the log
+    assert store.raw_nodes_equal(LOG, []) == 0

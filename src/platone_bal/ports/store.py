@@ -37,6 +37,9 @@ from platone_bal.ports.records import (
 
 NodeKey = tuple[int, int]
 """(level, index) of a perfect subtree."""
+NodeRun = tuple[int, int, bytes]
+"""(level, first index, the hashes of consecutive nodes from it, joined): see
+`RawStore.raw_nodes_equal`."""
 
 
 class UserStore(Protocol):
@@ -304,12 +307,13 @@ class RawStore(Protocol):
         """(index, hash) of the stored Merkle nodes of `level` with start <= index < stop."""
         ...
 
-    def raw_nodes_equal(self, log: str, level: int, start: int, hashes: bytes) -> int:
-        """How many of the stored nodes of `level` with start <= index < start + n are
-        BLOBs equal to their 32 bytes of `hashes` (node start + i to hashes[32 i:32 i +
-        32]; n = len(hashes) // 32): n exactly when every one of them is stored and
-        equal. The database compares, so a page's nodes are checked without reading
-        them into Python; which node differs is for `raw_nodes` to say."""
+    def raw_nodes_equal(self, log: str, runs: Sequence[NodeRun]) -> int:
+        """How many of the stored nodes the runs name are BLOBs equal to the bytes given
+        for them. A run (level, start, hashes) names the nodes of `level` from `start`
+        on, one for each 32 bytes of `hashes` (node start + i for hashes[32 i:32 i +
+        32]): the count is the number of nodes named exactly when each one is stored and
+        equal. The database compares, in one round trip, so a page's nodes are checked
+        without reading them into Python; which node differs is for `raw_nodes` to say."""
         ...
 
     def raw_checkpoints(

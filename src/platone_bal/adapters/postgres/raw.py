@@ -8,6 +8,8 @@ in the order of `ports.READING_COLUMNS` and `ENTRY_COLUMNS`, so the audit reads 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from platone_bal.adapters.postgres.access import PRODUCERS_TEXT
@@ -17,6 +19,7 @@ from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
 from platone_bal.ports.records import LeafRow
+from platone_bal.ports.store import NodeRun
 
 
 @unavailable_on_faults
@@ -53,10 +56,11 @@ class RawTables(PoolUser):
         rows = self._all(
             "SELECT r.idx, r.leaf, r.attrs, r.device, r.log, r.measurand, r.owner,"
             " r.producer, r.format, m.digest, r.received, r.time, r.unit, r.value,"
-            " m.id IS NOT NULL AND octet_length(m.payload) IS NOT DISTINCT FROM m.size"
-            " FROM readings r LEFT JOIN messages m"
-            " ON m.id = r.message_id AND m.received_at = r.message_at"
-            " WHERE r.log = %s AND r.idx >= %s AND r.idx < %s ORDER BY r.idx",
+            " coalesce(m.whole, false) FROM readings r LEFT JOIN LATERAL ("
+            # a subquery: the join carries the digest and the verdict, not the payload
+            " SELECT m.digest, octet_length(m.payload) IS NOT DISTINCT FROM m.size AS whole"
+            " FROM messages m WHERE m.id = r.message_id AND m.received_at = r.message_at"
+            " ) m ON true WHERE r.log = %s AND r.idx >= %s AND r.idx < %s ORDER BY r.idx",
             (log, start, stop),
             binary=True,
         )
@@ -117,12 +121,19 @@ class RawTables(PoolUser):
         )
         return [(index, value) for index, value in rows]
 
-    def raw_nodes_equal(self, log: str, level: int, start: int, hashes: bytes) -> int:
-        row = self._one(
-            "SELECT count(*) FROM nodes WHERE log = %s AND level = %s AND idx >= %s"
-            " AND idx < %s AND hash = substring(%b from ((idx - %s) * 32 + 1)::int for 32)",
-            (log, level, start, start + len(hashes) // 32, hashes, start),
+    def raw_nodes_equal(self, log: str, runs: Sequence[NodeRun]) -> int:
+        if not runs:
+            return 0
+        # one statement for all the runs: a round trip (and a pooled connection's
+        # check) costs more than a level of a page's nodes
+        count = (
+            "(SELECT count(*) FROM nodes WHERE log = %s AND level = %s AND idx >= %s"
+            " AND idx < %s AND hash = substring(%b from ((idx - %s) * 32 + 1)::int for 32))"
         )
+        params: list[object] = []
+        for level, start, hashes in runs:
+            params += (log, level, start, start + len(hashes) // 32, hashes, start)
+        row = self._one("SELECT " + " + ".join([count] * len(runs)), params)
         return int(row[0]) if row else 0
 
     def raw_checkpoints(

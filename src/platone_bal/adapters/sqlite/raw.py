@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from platone_bal.adapters.sqlite.access_log import PRODUCERS
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
@@ -11,6 +12,7 @@ from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
 from platone_bal.ports.records import LeafRow
+from platone_bal.ports.store import NodeRun
 
 # json_object quotes text exactly as RFC 8785 does (the short escapes, \u00xx for other
 # control characters, nothing else) and keeps its arguments' order, here the leaf's
@@ -76,17 +78,17 @@ class SqliteRaw(SqliteDatabase):
         )
         return [(index, value) for index, value in rows]
 
-    def raw_nodes_equal(self, log: str, level: int, start: int, hashes: bytes) -> int:
-        (equal,) = (
-            self._connection()
-            .execute(
+    def raw_nodes_equal(self, log: str, runs: Sequence[NodeRun]) -> int:
+        db = self._connection()
+        equal = 0
+        for level, start, hashes in runs:
+            (count,) = db.execute(
                 "SELECT count(*) FROM nodes WHERE log = ? AND level = ? AND idx >= ? AND idx < ?"
                 " AND hash = substr(?, (idx - ?) * 32 + 1, 32)",
                 (log, level, start, start + len(hashes) // 32, hashes, start),
-            )
-            .fetchone()
-        )
-        return int(equal)
+            ).fetchone()
+            equal += int(count)
+        return equal
 
     def raw_checkpoints(
         self, log: str, after: int, limit: int

@@ -33,20 +33,36 @@ def check_page(store: Store, log: str, start: int, stop: int) -> tuple[bytes, ..
     leaves = checked_leaves(store, log, start, stop, _MATCHER)
     if leaves is None:
         return None
-    # SHA3_256.hash_leaf and hash_children (RFC 9162), without a call of their own
+    levels = subtrees(leaf_hashes(leaves), start, stop)
+    return levels if all_stored(store, log, start, levels) else None
+
+
+def leaf_hashes(leaves: list[bytes]) -> list[bytes]:
+    """SHA3_256.hash_leaf (RFC 9162) of each leaf, without a call of its own."""
     sha3 = hashlib.sha3_256
-    level, nodes = 0, [sha3(b"\x00" + leaf).digest() for leaf in leaves]
+    return [sha3(b"\x00" + leaf).digest() for leaf in leaves]
+
+
+def subtrees(hashes: list[bytes], start: int, stop: int) -> tuple[bytes, ...]:
+    """The nodes wholly inside leaves [start, stop) whose hashes are given, level by
+    level, each level's joined (SHA3_256.hash_children, without a call of its own)."""
+    sha3 = hashlib.sha3_256
+    level, nodes = 0, hashes
     levels: list[bytes] = []
     while nodes:
-        joined = b"".join(nodes)
+        levels.append(b"".join(nodes))
         first = first_inside(start, level)
-        if store.raw_nodes_equal(log, level, first, joined) != len(nodes):
-            return None
-        levels.append(joined)
         level += 1
         pairs = range(2 * first_inside(start, level) - first, 2 * (stop >> level) - first, 2)
         nodes = [sha3(b"\x01" + nodes[at] + nodes[at + 1]).digest() for at in pairs]
     return tuple(levels)
+
+
+def all_stored(store: Store, log: str, start: int, levels: tuple[bytes, ...]) -> bool:
+    """Every node of `levels` (see `subtrees`) is stored as it is, the database says."""
+    runs = [(level, first_inside(start, level), joined) for level, joined in enumerate(levels)]
+    named = sum(len(joined) for joined in levels) // HASH_SIZE
+    return store.raw_nodes_equal(log, runs) == named
 
 
 def first_inside(start: int, level: int) -> int:

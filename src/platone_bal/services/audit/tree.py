@@ -93,9 +93,9 @@ class LogPass:
                 level, index = level + 1, index >> 1
                 over[level, index] = current
             edge.append(current)
-        for (level, index), value in over.items():
-            if self.store.raw_nodes_equal(self.log, level, index, value) != 1:
-                return False
+        runs = [(level, index, value) for (level, index), value in over.items()]
+        if self.store.raw_nodes_equal(self.log, runs) != len(runs):
+            return False
 
         def root(size: int) -> bytes:
             """The root at a size within the page: its edge is made of subtrees ended
