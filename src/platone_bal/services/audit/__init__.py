@@ -27,10 +27,13 @@ finding that names it, never a crash (`rows`). The audit stops at the first prob
 says what differs: after that, everything depends on data already known to be wrong
 (`report`). `run` holds the checks together, in this order.
 
-The records are read a page at a time; each page's records and leaf hashes can be
-checked apart from the others (`pages`, with a fast path that matches a leaf against
-its columns as bytes: `match`), in worker processes (`workers`), while the tree is
-rebuilt from their results in index order (`tree`, `checkpoints`).
+The records are read a page at a time. Each page's records and the nodes inside it are
+checked apart from the others (`pages`; a leaf is first matched against its columns as
+bytes, `match`), and so are pages of message payloads (`messages`), in worker processes
+when there are any (`schedule`, `workers`), while the tree is finished from their
+results in index order (`tree`, `checkpoints`). What is checked apart only ever says
+"clean" or "check it here": the findings, and their words, are those of an audit done
+record by record in one process.
 """
 
 from platone_bal.services.audit.report import AuditReport

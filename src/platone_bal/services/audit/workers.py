@@ -1,14 +1,15 @@
 """Pages of the audit's work (`schedule`) done in this process or in worker processes,
 and handed back strictly in order.
 
-One process checks about 60,000 readings a second (reading a page, matching each leaf,
-hashing it); the tree above the leaves costs a fraction of that. So workers take pages
-ahead, each through a store of its own, while this process consumes their results in
-order: a later page's finding is never reported before an earlier page's, and at most
-AHEAD pages per worker are held, so the audit never holds a whole log. A page is
-independent of the others: only its bounds go out, and a worker's answer is only ever
-"clean, and here is what it gives" or None ("check it yourself"), so a worker can make
-the audit faster, never change what it finds.
+Checking a page (reading it, matching each leaf, hashing the leaves and the nodes
+inside the page, hashing payloads) is nearly all of the audit's work; finishing the
+tree from the results costs a few percent of it. So workers take pages ahead, each
+through a store of its own, while this process consumes their results in order: a
+later page's finding is never reported before an earlier page's, and at most AHEAD
+pages per worker are held, so the audit never holds a whole log. A page is independent
+of the others: only its bounds go out, and a worker's answer is only ever "clean, and
+here is what it gives" or None ("check it yourself"), so a worker can make the audit
+faster, never change what it finds.
 
 Workers are forked from a fork server (`forkserver`), never from this process: it may
 hold threads (PostgreSQL's pool) that a fork would copy mid-lock. Starting them can
@@ -84,6 +85,9 @@ class WorkerPool:
         self._ahead: deque[tuple[Task, Future[object]]] = deque()
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        """Set once the workers are up: then they are given tasks."""
+        self._processes: ProcessPoolExecutor | None = None
+        """The executor as soon as it exists, to be shut down whatever happens."""
         self._broken = False
         self._starter = threading.Thread(
             target=self._start, args=(opener,), name="bal-audit-workers", daemon=True
@@ -100,8 +104,8 @@ class WorkerPool:
         context.set_forkserver_preload([name for name in preload if name])
         try:
             if script:
-                os.environ[forkserver_main.MAIN] = script
-            executor = ProcessPoolExecutor(
+                os.environ[forkserver_main.MAIN] = f"{os.getpid()}:{script}"
+            executor = self._processes = ProcessPoolExecutor(
                 self._workers, mp_context=context, initializer=_open, initargs=(opener,)
             )
             started = [executor.submit(_started) for _ in range(self._workers)]
@@ -159,8 +163,8 @@ class WorkerPool:
 
     def close(self) -> None:
         self._starter.join()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)
 
 
 # in the worker processes
