@@ -12,6 +12,7 @@ processes (the finding must be the same, word for word).
 from __future__ import annotations
 
 import hashlib
+import pickle
 import shutil
 import sqlite3
 import sys
@@ -30,7 +31,9 @@ from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Deployment, Web3Chain, deploy_contracts
+from platone_bal.bootstrap import store_opener
 from platone_bal.cli import app
+from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.users import Role
 from platone_bal.services.anchorer import Anchorer
@@ -193,6 +196,25 @@ def test_bal_audit_exits_1_on_a_rolled_back_store(data: Path) -> None:
     assert broken.exit_code == 1, broken.output
     assert "AUDIT FAILED" in broken.output and "index 12:" in broken.output
     assert "size 20, the store holds only 12 leaves" in " ".join(broken.output.split())
+
+
+def test_bal_audit_takes_a_number_of_workers(data: Path) -> None:
+    env = {"BAL_DATA_DIR": str(data), "BAL_CHAIN_RPC_PORT": "0"}
+    for workers in ("0", "2"):
+        result = runner.invoke(app, ["audit", "--workers", workers], env=env)
+        assert result.exit_code == 0 and "AUDIT OK" in result.output, result.output
+
+
+def test_workers_open_their_stores_as_bal_audit_does(data: Path) -> None:
+    """The opener `bal audit` gives its workers pickles, and opens the node's database."""
+    opener = pickle.loads(pickle.dumps(store_opener(Settings(data_dir=data))))  # noqa: S301
+    store = SqliteStore(data / "scd.sqlite3")
+    try:
+        pages = Pages(4, 2, opener, wait_for_workers=True)
+        report = audit_log(store, LOG, None, pages=pages)
+        assert report.ok and report.readings == 20, report.problem
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(("log", "keep", "beyond"), [(LOG, 12, 15), (AUDIT_LOG, 8, 10)])
