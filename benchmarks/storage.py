@@ -20,9 +20,11 @@ synchronous_commit on, so every commit on either waits for its data on disk.
    PostgreSQL); then the first batches again under cProfile;
 3. proofs: `proof_bundle` for random readings of that log (at most PROOF_BUDGET seconds),
    against looking the same readings up;
-4. audit: `audit_log` (no chain) of that log, against the reads it makes alone (best of
-   AUDIT_RUNS each); then each part of its work timed alone (best of AUDIT_RUNS), and
-   one more audit under cProfile, to say where the time goes;
+4. audit: `audit_log` (no chain) of that log with its pages checked by AUDIT_WORKERS
+   processes, as `bal audit` runs, and in one process alone, against the reads it
+   makes alone (best of AUDIT_RUNS each); then each part of its work timed alone in
+   one process (best of AUDIT_RUNS), and one more audit in one process under cProfile,
+   to say where the time goes;
 5. queries: with `--readings` stored in total (many devices over many days), one
    device-day (8,640 readings of one measurand, one every 10 s) and one device-hour
    (360) through the store's `readings()` and `series()`, against a plain table with
@@ -61,6 +63,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,13 +83,15 @@ from platone_bal.adapters.postgres.partitions import ensure_days
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.domain.checkpoint import verify_signature
-from platone_bal.domain.leaf import leaf_bytes, message_digest
-from platone_bal.domain.merkle import SHA3_256, Frontier
+from platone_bal.domain.leaf import message_digest
 from platone_bal.domain.messages import Channel, MessageRecord
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Role, producer_topic
 from platone_bal.ports import ReadingQuery, SeriesQuery, Store, UnitOfWork
-from platone_bal.services.audit import audit_log
+from platone_bal.ports.records import LeafRow
+from platone_bal.services.audit import AuditReport, Pages, StoreOpener, audit_log
+from platone_bal.services.audit.match import LeafMatcher
+from platone_bal.services.audit.pages import all_stored, leaf_hashes, subtrees
 from platone_bal.services.audit.rows import PAGE
 from platone_bal.services.certification import proof_bundle
 from platone_bal.services.checkpointer import Checkpointer
@@ -894,17 +899,16 @@ def bench_proofs(store: Store, count: int) -> dict[str, Any]:
 
 
 def audit_reads(store: Store) -> None:
-    """What the audit reads, and nothing else: records, the nodes each page completes,
-    checkpoints, messages."""
+    """What the audit reads, and nothing else: each page of readings as the fast path
+    reads it (its leaf and its columns encoded), the nodes inside each page, the
+    checkpoints, the messages."""
     size = store.log_size(LOG)
     for start in range(0, size, PAGE):
         end = min(size, start + PAGE)
-        store.raw_records(LOG, start, end)
+        store.raw_leaf_rows(LOG, start, end)
         level = 0
-        while end >> level:
-            low, high = ((start + (1 << level)) >> level) - 1, end >> level
-            if low < high:
-                store.raw_nodes(LOG, level, low, high)
+        while (first := -(-start >> level)) < end >> level:
+            store.raw_nodes(LOG, level, first, end >> level)
             level += 1
     after = 0
     while rows := store.raw_checkpoints(LOG, after, PAGE):
@@ -915,35 +919,33 @@ def audit_reads(store: Store) -> None:
 
 
 def audit_parts(store: Store) -> dict[str, float]:
-    """The audit's work taken apart, each part timed alone over the whole log."""
+    """The audit's work taken apart, each part timed alone over the whole log, in one
+    process (the workers share it out, two cores at most here)."""
     size = store.log_size(LOG)
-    leaves: list[bytes] = []
+    rows: list[LeafRow] = []
     parts: dict[str, float] = {}
-    with timed(parts, "read_records"):
+    with timed(parts, "read_leaf_rows (leaf and columns encoded)"):
         for start in range(0, size, PAGE):
-            leaves += [r.leaf for r in store.raw_records(LOG, start, start + PAGE)]  # type: ignore[misc]
-    with timed(parts, "read_nodes"):
-        for start in range(0, size, PAGE):
-            end, level = min(size, start + PAGE), 0
-            while end >> level:
-                low, high = ((start + (1 << level)) >> level) - 1, end >> level
-                if low < high:
-                    store.raw_nodes(LOG, level, low, high)
-                level += 1
-    with timed(parts, "decode_and_reencode_leaves"):
-        for raw in leaves:
-            assert leaf_bytes(json.loads(raw)) == raw
-    with timed(parts, "rebuild_tree_sha3"):
-        frontier = Frontier(SHA3_256)
-        for raw in leaves:
-            frontier.append(SHA3_256.hash_leaf(raw))
+            rows += store.raw_leaf_rows(LOG, start, min(start + PAGE, size)) or []
+    matcher = LeafMatcher()
+    with timed(parts, "match_leaves (LeafMatcher, no JSON decoded)"):
+        leaves = [matcher.leaf(row) for row in rows]
+    assert None not in leaves, "a healthy log is matched whole: no full check"
+    bounds = [(start, min(start + PAGE, size)) for start in range(0, size, PAGE)]
+    with timed(parts, "hash_leaves_sha3"):
+        hashes = leaf_hashes([leaf for leaf in leaves if leaf is not None])
+    with timed(parts, "hash_nodes_inside_pages_sha3"):
+        levels = [subtrees(hashes[start:stop], start, stop) for start, stop in bounds]
+    with timed(parts, "compare_nodes_in_the_database (raw_nodes_equal)"):
+        for (start, _), inside in zip(bounds, levels, strict=True):
+            assert all_stored(store, LOG, start, inside)
     payloads: list[bytes] = []
     with timed(parts, "read_messages"):
         after = 0
         while page := store.raw_messages(after, PAGE):
             payloads += [p for _, _, _, p in page]  # type: ignore[misc]
             after = page[-1][0]
-    with timed(parts, "hash_payloads"):
+    with timed(parts, "hash_payloads_sha3"):
         for payload in payloads:
             message_digest(payload)
     checkpoints = []
@@ -959,15 +961,14 @@ def audit_parts(store: Store) -> dict[str, float]:
 
 
 AUDIT_FUNCTIONS = {
-    "records_read (raw_records)": ("raw.py", "raw_records"),
-    "records_checked (check_reading)": ("records.py", "check_reading"),
-    "  of which leaf decoded and re-encoded (leaf_of)": ("records.py", "leaf_of"),
-    "    of which re-encoded (leaf_bytes)": ("leaf.py", "leaf_bytes"),
-    "tree rebuilt (Frontier.append, SHA3)": ("merkle.py", "append"),
-    "nodes read (PageNodes.__init__)": ("tree.py", "__init__"),
-    "nodes compared (PageNodes.check)": ("tree.py", "check"),
-    "checkpoints (_reached)": ("tree.py", "_reached"),
-    "payloads rehashed (check_messages)": ("messages.py", "check_messages"),
+    "records_read (raw_leaf_rows)": ("raw.py", "raw_leaf_rows"),
+    "records_matched (LeafMatcher.leaf)": ("match.py", "leaf"),
+    "records_checked in full (check_reading)": ("records.py", "check_reading"),
+    "pages checked (check_page: read, match, hash, nodes inside)": ("pages.py", "check_page"),
+    "  of which nodes compared (raw_nodes_equal)": ("raw.py", "raw_nodes_equal"),
+    "tree finished (LogPass._add_clean)": ("tree.py", "_add_clean"),
+    "  of which checkpoints (_reached)": ("tree.py", "_reached"),
+    "payloads rehashed (message_page)": ("messages.py", "message_page"),
 }
 """Parts of the audit by the function doing them, for the profile's cumulative times."""
 
@@ -997,8 +998,9 @@ def profiled(call: Callable[[], object], top: int) -> tuple[dict[Any, Any], dict
 
 
 def profile_audit(store: Store, top: int) -> dict[str, Any]:
-    """cProfile of one more audit: the cumulative time of each part of its work, and the
-    functions that take the most time of their own."""
+    """cProfile of one more audit in one process (cProfile sees no worker): the
+    cumulative time of each part of its work, and the functions that take the most
+    time of their own."""
     rows, ranked = profiled(lambda: audit_log(store, LOG, None), top)
     total = next(cum for (_, _, name), (*_, cum, _) in rows.items() if name == "audit_log")
     parts = {}
@@ -1026,32 +1028,65 @@ def profile_append(engine: Engine, windows: list[Window], top: int) -> dict[str,
     return {"batches": len(windows), **ranked}
 
 
-AUDIT_RUNS = 2
-"""Audits (and reads alone) timed per store, after one untimed pass over the log (the
-first reads of fresh rows pay for more than an audit does, e.g. PostgreSQL's hint bits);
-the best is reported: the machine may be shared."""
+AUDIT_RUNS = 3
+"""Audits (and reads alone) timed per store and way, after one untimed pass over the log
+(the first reads of fresh rows pay for more than an audit does, e.g. PostgreSQL's hint
+bits, and the first audit with workers starts their fork server); the best is
+reported, each run too: the machine may be shared."""
+AUDIT_WORKERS = os.cpu_count() or 1
+"""Worker processes of the audit in pages, as `bal audit` starts by default."""
 
 
-def bench_audit(store: Store, top: int) -> dict[str, Any]:
+def audit_opener(engine: Engine, label: str) -> StoreOpener:
+    """What opens the store of `label` again, in an audit worker (it pickles)."""
+    if isinstance(engine, SqliteEngine):
+        return partial(SqliteStore, engine.path(label))
+    assert isinstance(engine, PostgresEngine)
+    return partial(PostgresStore, engine.url(label))
+
+
+def timed_audits(store: Store, pages: Pages) -> tuple[AuditReport, list[float]]:
+    seconds = []
+    for _ in range(AUDIT_RUNS):
+        started = time.perf_counter()
+        report = audit_log(store, LOG, None, pages=pages)
+        seconds.append(time.perf_counter() - started)
+        assert report.ok, report.problem
+    return report, seconds
+
+
+def bench_audit(store: Store, opener: StoreOpener, top: int) -> dict[str, Any]:
+    """The audit with its pages checked by AUDIT_WORKERS processes (as `bal audit`
+    runs), and in this process alone; the reads alone and the parts of the work in one
+    process, to say where the time goes."""
+    apart = Pages(workers=AUDIT_WORKERS, opener=opener)
     audit_reads(store)
-    reads, audits = [], []
+    started = time.perf_counter()
+    assert audit_log(store, LOG, None, pages=apart).ok
+    first = time.perf_counter() - started
+    report, with_workers = timed_audits(store, apart)
+    _, alone = timed_audits(store, Pages())
+    reads = []
     for _ in range(AUDIT_RUNS):
         started = time.perf_counter()
         audit_reads(store)
         reads.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        report = audit_log(store, LOG, None)
-        audits.append(time.perf_counter() - started)
-        assert report.ok, report.problem
-    seconds = min(audits)
+    seconds = min(with_workers)
     readings_per_s = rate(report.readings, seconds)
     result: dict[str, Any] = {
         "readings": report.readings,
         "checkpoints": report.checkpoints,
         "messages": report.messages,
+        "workers": AUDIT_WORKERS,
         "seconds": seconds,
         "readings_per_s": readings_per_s,
-        "readings_per_s_of_each_run": [rate(report.readings, s) for s in audits],
+        "readings_per_s_of_each_run": [rate(report.readings, s) for s in with_workers],
+        "readings_per_s_first_run_untimed_above": rate(report.readings, first),
+        "one_process": {
+            "seconds": min(alone),
+            "readings_per_s": rate(report.readings, min(alone)),
+            "readings_per_s_of_each_run": [rate(report.readings, s) for s in alone],
+        },
         "baseline_audit_reads_alone_per_s": rate(report.readings, min(reads)),
         "ratio_vs_reads_alone": min(reads) / seconds,
         "target": {
@@ -1061,10 +1096,12 @@ def bench_audit(store: Store, top: int) -> dict[str, Any]:
     }
     runs = [audit_parts(store) for _ in range(AUDIT_RUNS)]
     parts = {name: min(run[name] for run in runs) for name in runs[0]}
-    result["parts_timed_alone"] = {
-        name: {"seconds": part, "share_of_audit": part / seconds} for name, part in parts.items()
+    one_process = min(alone)
+    result["parts_timed_alone_in_one_process"] = {
+        name: {"seconds": part, "share_of_one_process_audit": part / one_process}
+        for name, part in parts.items()
     }
-    result["profile"] = profile_audit(store, top)
+    result["profile_of_one_process_audit"] = profile_audit(store, top)
     return result
 
 
@@ -1459,6 +1496,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         found["audit_readings_per_s"] = {
             name: {
                 "audit_log": report["audit"][name]["readings_per_s"],
+                "audit_log_in_one_process": report["audit"][name]["one_process"]["readings_per_s"],
+                "workers": report["audit"][name]["workers"],
                 "baseline_reads_alone": report["audit"][name]["baseline_audit_reads_alone_per_s"],
                 "target_100000_met": report["audit"][name]["target"]["met"],
             }
@@ -1541,7 +1580,9 @@ def main() -> None:
                         engine, windows[:10], args.profile_top
                     )
                     report["proofs"][engine.name] = bench_proofs(store, args.proofs)
-                    report["audit"][engine.name] = bench_audit(store, args.profile_top)
+                    report["audit"][engine.name] = bench_audit(
+                        store, audit_opener(engine, "append"), args.profile_top
+                    )
                     store.close()
                 report["append"]["ratio_postgres_vs_sqlite"] = (
                     report["append"]["postgres"]["readings_per_s"]

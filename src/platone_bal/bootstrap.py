@@ -6,6 +6,9 @@ of its own instead (an in-memory fake, a store on a throwaway PostgreSQL cluster
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from platone_bal.config import Settings
 from platone_bal.ports import Store
 
@@ -22,3 +25,18 @@ def open_store(settings: Settings) -> Store:
     from platone_bal.adapters.sqlite import SqliteStore
 
     return SqliteStore(settings.data_dir / "scd.sqlite3")
+
+
+def store_opener(settings: Settings) -> Callable[[], Store]:
+    """What opens another store on the database the settings name, as a callable that
+    pickles (the store class and its path or URL): `bal audit`'s worker processes each
+    open their own with it."""
+    if settings.store == "postgres":
+        from platone_bal.adapters.postgres import PostgresStore
+
+        assert settings.database_url is not None
+        url = settings.database_url.get_secret_value()
+        return partial(PostgresStore, url, max_size=settings.database_pool)
+    from platone_bal.adapters.sqlite import SqliteStore
+
+    return partial(SqliteStore, settings.data_dir / "scd.sqlite3")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -260,6 +261,10 @@ def audit(
     rpc: Annotated[
         str | None, typer.Option(help="Check anchors at this JSON-RPC URL instead of the node's")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes checking pages of records (default: one per CPU; 0: none)"),
+    ] = None,
 ) -> None:
     """Recompute every stored reading's leaf (or, with --log bal-audit, every access
     record), the tree and every stored node, all checkpoints, the messages' payloads,
@@ -269,9 +274,9 @@ def audit(
     """
     from rich.progress import Progress
 
-    from platone_bal.bootstrap import open_store
+    from platone_bal.bootstrap import open_store, store_opener
     from platone_bal.domain.audit import AUDIT_LOG
-    from platone_bal.services.audit import audit_log
+    from platone_bal.services.audit import Pages, audit_log
 
     settings = _settings(config)
     log = log_id or settings.log_id
@@ -280,8 +285,12 @@ def audit(
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"auditing {log}", total=store.log_size(log))
+            pages = Pages(
+                workers=(os.cpu_count() or 1) if workers is None else workers,
+                opener=store_opener(settings),
+            )
             report = audit_log(
-                store, log, chain, lambda done: progress.update(task, completed=done)
+                store, log, chain, lambda done: progress.update(task, completed=done), pages
             )
     finally:
         closer()

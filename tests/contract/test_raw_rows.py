@@ -1,19 +1,23 @@
-"""RawStore: rows exactly as stored, of the types `bal audit` holds them to; and the audit
-itself passing on a healthy store of every backend."""
+"""RawStore: rows exactly as stored, of the types `bal audit` holds them to, the
+columns encoded as a leaf encodes them and the nodes compared in the database (the
+audit's fast path); and the audit itself passing on a healthy store of every backend."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import rfc8785
 
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
 from platone_bal.domain.merkle import SHA3_256, tree_root
-from platone_bal.domain.messages import MessageRecord
-from platone_bal.domain.readings import format_time
+from platone_bal.domain.messages import Channel, MessageRecord, ReadingRecord
+from platone_bal.domain.readings import Reading, format_time
 from platone_bal.domain.users import User
 from platone_bal.ports import Store
-from platone_bal.services.audit import audit_log
+from platone_bal.services.audit import Pages, audit_log
+from platone_bal.services.audit.match import LeafMatcher
 from platone_bal.services.recorder import Recorder
 from tests.contract.builders import (
     LOG,
@@ -29,6 +33,19 @@ from tests.contract.builders import (
 )
 
 READING_COLUMNS = ("log", "producer", "owner", "device", "time", "measurand", "value", "unit")
+MEMBERS = (
+    "device",
+    "log",
+    "measurand",
+    "owner",
+    "producer",
+    "source",
+    "time",
+    "unit",
+    "v",
+    "value",
+)
+"""The leaf's members `raw_leaf_rows` encodes from the columns (all but attrs and salt)."""
 
 
 @pytest.fixture
@@ -165,3 +182,77 @@ def test_bal_audit_finds_a_healthy_store_healthy(
     report = audit_log(store, AUDIT_LOG, None)
     assert report.ok, report.problem
     assert (report.size, report.readings, report.checkpoints) == (2, 2, 1)
+
+
+def odd_message(producer: User) -> MessageRecord:
+    """Readings whose text needs every escape JSON has (quotes, backslashes, control
+    characters; none for DEL, non-ASCII and U+2028), or none but is not ASCII, with a
+    unit and without, attrs with a non-ASCII key and attrs given out of key order."""
+    payload = b"a payload the readings below came from"
+    source = Source("pmu-json", message_digest(payload), RECEIVED)
+    readings = [
+        Reading(
+            'dev "q" \\ \x01\x1f\x7f',
+            T0,
+            "m\n\t\r\b\f",
+            "v\u20ac\U0001f600\u2028",
+            None,
+            {"\u00fc": "\u00df", "a": ["x", "y"], "n": 5},
+        ),
+        Reading("plain", T0 + minutes(1), "P", "1.5", "W", {"z": "1", "a": "2"}),
+        Reading("z\u00e4hler \u20ac", T0 + minutes(2), "P", "v\U0001f600", "\u00b0C"),
+    ]
+    items = []
+    for reading in readings:
+        leaf = leaf_object(
+            reading, log=LOG, producer=producer.username, owner=producer.wallet, source=source,
+            salt=new_salt(),
+        )  # fmt: skip
+        items.append(ReadingRecord(reading, leaf, leaf_bytes(leaf)))
+    return MessageRecord(
+        Channel.MQTT, "platone/alice/dev", producer.username, None, source.message,
+        len(payload), payload, RECEIVED, "pmu-json", items,
+    )  # fmt: skip
+
+
+def test_raw_leaf_rows_encode_the_columns_exactly_as_the_leaf_does(
+    store: Store, alice: User
+) -> None:
+    record = odd_message(alice)
+    save(store, [record])
+    rows = store.raw_leaf_rows(LOG, 0, 10)
+    assert rows is not None
+    assert [row[0] for row in rows] == [0, 1, 2]
+    matcher = LeafMatcher()
+    for row, item in zip(rows, record.readings, strict=True):
+        index, leaf, attrs, members, whole = row
+        assert (type(index), type(leaf), type(members)) == (int, bytes, bytes)
+        assert leaf == item.leaf_bytes and whole
+        assert isinstance(attrs, str) and json.loads(attrs) == item.leaf["attrs"]
+        assert members == bytes(rfc8785.dumps({key: item.leaf[key] for key in MEMBERS}))
+        assert matcher.leaf(row) == leaf  # the fast path takes it: no full check needed
+    report = audit_log(store, LOG, None, pages=Pages(1))
+    assert report.ok and report.readings == 3, report.problem
+    assert [row[0] for row in store.raw_leaf_rows(LOG, 1, 5) or []] == [1, 2]
+    assert store.raw_leaf_rows(LOG, 3, 5) == []
+    assert store.raw_leaf_rows("bal-other", 0, 10) == []
+
+
+def test_raw_nodes_equal_counts_the_nodes_stored_as_given(
+    store: Store, records: list[MessageRecord]
+) -> None:
+    runs = []
+    for level, count in ((0, 6), (1, 3), (2, 1)):
+        stored = dict(store.raw_nodes(LOG, level, 0, 10))
+        assert set(stored) == set(range(count))
+        given = b"".join(stored[index] for index in range(count))  # type: ignore[misc]
+        assert store.raw_nodes_equal(LOG, [(level, 0, given)]) == count
+        assert store.raw_nodes_equal(LOG, [(level, 1, given[32:])]) == count - 1
+        forged = bytes(32) + given[32:]
+        assert store.raw_nodes_equal(LOG, [(level, 0, forged)]) == count - 1
+        assert store.raw_nodes_equal(LOG, [(level, 1, given)]) == 0  # each beside its own
+        assert store.raw_nodes_equal("bal-other", [(level, 0, given)]) == 0
+        runs.append((level, 0, given))
+    assert store.raw_nodes_equal(LOG, runs) == 10  # all of them in one call
+    assert store.raw_nodes_equal(LOG, [*runs, (0, 6, bytes(64))]) == 10  # past the log
+    assert store.raw_nodes_equal(LOG, []) == 0

@@ -4,6 +4,7 @@ concurrent writers, summaries, the access log, `bal audit`'s raw rows and faults
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ import psycopg
 import pytest
 
 from platone_bal.adapters.postgres import PostgresStore, partitions
+from platone_bal.bootstrap import store_opener
+from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, sign_checkpoint
 from platone_bal.domain.grants import Slice
@@ -41,7 +44,7 @@ from platone_bal.ports import (
     StoreUnavailable,
     UserExists,
 )
-from platone_bal.services.audit import audit_log
+from platone_bal.services.audit import Pages, audit_log
 from platone_bal.services.recorder import Recorder
 from tests import postgres_cluster
 from tests.postgres_cluster import started_cluster
@@ -368,6 +371,28 @@ def test_bal_audit_passes_then_names_the_tampered_row(store: PostgresStore) -> N
     rows_of(store, tamper)
     report = audit_log(store, AUDIT_LOG, None)
     assert report.bad_index == 1 and "producers" in (report.problem or "")
+
+
+def test_bal_audit_in_worker_processes_opened_from_the_settings(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    """`bal audit`'s workers open their stores from the settings (a pickled opener) and
+    name a tampered reading as one process does."""
+    recorder = Recorder(store)
+    for n in range(6):
+        times = [T0 + timedelta(seconds=n), T0 + timedelta(seconds=n, milliseconds=1)]
+        recorder.save([message(times, tag=str(n))], LOG)
+    settings = Settings(store="postgres", database_url=postgres_url)
+    opener = pickle.loads(pickle.dumps(store_opener(settings)))  # noqa: S301 (our own bytes)
+    pages = Pages(2, 2, opener, wait_for_workers=True)
+    report = audit_log(store, LOG, None, pages=pages)
+    assert report.ok and report.readings == 12, report.problem
+    rows_of(store, "UPDATE readings SET device = 'meter9' WHERE idx = 9 RETURNING idx")
+    report = audit_log(store, LOG, None, pages=pages)
+    assert (report.bad_index, report.problem) == (
+        9,
+        "device: stored 'meter9', certified leaf says 'meter1'",
+    )
 
 
 def test_checkpoints_and_anchors_newest_first_and_covering(store: PostgresStore) -> None:

@@ -4,16 +4,21 @@ One real store (SQLite) is built once: 20 readings in bal-main and 12 entries in
 bal-audit, checkpointed and anchored three times each on a real embedded EVM (py-evm),
 plus a refused payload and one refused as too large (stored cut). Each test edits a
 fresh copy of that data directory with plain SQL, then audits it: through
-`audit_log`, and through `bal audit` for the rollback.
+`audit_log`, and through `bal audit` for the rollback. Every test runs twice: with the
+log read in one page by this process, and in pages of 4 records checked by 2 worker
+processes (the finding must be the same, word for word).
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 import shutil
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +31,13 @@ from platone_bal.adapters.embedded_chain import EmbeddedChain
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Deployment, Web3Chain, deploy_contracts
+from platone_bal.bootstrap import store_opener
 from platone_bal.cli import app
+from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.users import Role
 from platone_bal.services.anchorer import Anchorer
-from platone_bal.services.audit import AuditReport, audit_log
+from platone_bal.services.audit import AuditReport, Pages, audit_log
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.recorder import Recorder
@@ -42,6 +49,14 @@ ADMIN, ANCHORER, SIGNER = Account.create(), Account.create(), Account.create()
 MAX_PAYLOAD = 4096
 FORGED = hashlib.sha3_256(b"forged").digest()
 runner = CliRunner()
+SPLIT = False
+"""Whether `audit` reads pages of 4 records checked by 2 workers (see `split`)."""
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["one-process", "pages-of-4-in-workers"])
+def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setattr(sys.modules[__name__], "SPLIT", request.param)
+    return bool(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +110,9 @@ def audit(data: Path, log: str = LOG, *, with_chain: bool = True) -> AuditReport
         deployment = Deployment.load(data / "chain" / "deployment.json")
         assert deployment is not None
         chain = Web3Chain(Web3(embedded.provider), deployment) if with_chain else None
-        return audit_log(store, log, chain)
+        opener = partial(SqliteStore, data / "scd.sqlite3")
+        pages = Pages(4, 2, opener, wait_for_workers=True) if SPLIT else Pages()
+        return audit_log(store, log, chain, pages=pages)
     finally:
         store.close()
         embedded.close()
@@ -179,6 +196,25 @@ def test_bal_audit_exits_1_on_a_rolled_back_store(data: Path) -> None:
     assert broken.exit_code == 1, broken.output
     assert "AUDIT FAILED" in broken.output and "index 12:" in broken.output
     assert "size 20, the store holds only 12 leaves" in " ".join(broken.output.split())
+
+
+def test_bal_audit_takes_a_number_of_workers(data: Path) -> None:
+    env = {"BAL_DATA_DIR": str(data), "BAL_CHAIN_RPC_PORT": "0"}
+    for workers in ("0", "2"):
+        result = runner.invoke(app, ["audit", "--workers", workers], env=env)
+        assert result.exit_code == 0 and "AUDIT OK" in result.output, result.output
+
+
+def test_workers_open_their_stores_as_bal_audit_does(data: Path) -> None:
+    """The opener `bal audit` gives its workers pickles, and opens the node's database."""
+    opener = pickle.loads(pickle.dumps(store_opener(Settings(data_dir=data))))  # noqa: S301
+    store = SqliteStore(data / "scd.sqlite3")
+    try:
+        pages = Pages(4, 2, opener, wait_for_workers=True)
+        report = audit_log(store, LOG, None, pages=pages)
+        assert report.ok and report.readings == 20, report.problem
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(("log", "keep", "beyond"), [(LOG, 12, 15), (AUDIT_LOG, 8, 10)])

@@ -184,6 +184,10 @@ READING_COLUMNS = (
 ENTRY_COLUMNS = ("time", "who", "action", "producers")
 """A bal-audit entry's RawRecord.values, in order."""
 
+LeafRow = tuple[object, object, object, object, object]
+"""(index, leaf, attrs, members, whole) of one reading, for `bal audit`'s fast path:
+see `RawStore.raw_leaf_rows`."""
+
 
 @dataclass(slots=True)
 class StoredSetPoint:

@@ -8,11 +8,18 @@ in the order of `ports.READING_COLUMNS` and `ENTRY_COLUMNS`, so the audit reads 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import orjson
+
 from platone_bal.adapters.postgres.access import PRODUCERS_TEXT
 from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
 from platone_bal.adapters.store_rows import raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
+from platone_bal.ports.records import LeafRow
+from platone_bal.ports.store import NodeRun
 
 
 @unavailable_on_faults
@@ -40,6 +47,64 @@ class RawTables(PoolUser):
         )
         return raw_records_from_rows(rows)
 
+    def raw_leaf_rows(self, log: str, start: int, stop: int) -> list[LeafRow] | None:
+        # The members are encoded here, not in SQL: PostgreSQL's to_json costs about
+        # half a microsecond a value, orjson a tenth of that; for str and None (all a
+        # text column gives) orjson writes RFC 8785, and a dict keeps the order given.
+        # Only the columns are encoded, never the leaf: a leaf that is not UTF-8 or not
+        # JSON cannot make the query fail.
+        rows = self._all(
+            "SELECT r.idx, r.leaf, r.attrs, r.device, r.log, r.measurand, r.owner,"
+            " r.producer, r.format, m.digest, r.received, r.time, r.unit, r.value,"
+            " coalesce(m.whole, false) FROM readings r LEFT JOIN LATERAL ("
+            # a subquery: the join carries the digest and the verdict, not the payload
+            " SELECT m.digest, octet_length(m.payload) IS NOT DISTINCT FROM m.size AS whole"
+            " FROM messages m WHERE m.id = r.message_id AND m.received_at = r.message_at"
+            " ) m ON true WHERE r.log = %s AND r.idx >= %s AND r.idx < %s ORDER BY r.idx",
+            (log, start, stop),
+            binary=True,
+        )
+        dumps = orjson.dumps
+        return [
+            (
+                index,
+                leaf,
+                attrs,
+                dumps(
+                    {
+                        "device": device,
+                        "log": log_id,
+                        "measurand": measurand,
+                        "owner": owner,
+                        "producer": producer,
+                        "source": {"format": form, "message": digest, "received": received},
+                        "time": time,
+                        "unit": unit,
+                        "v": LEAF_VERSION,
+                        "value": value,
+                    }
+                ),
+                whole,
+            )
+            for (
+                index,
+                leaf,
+                attrs,
+                device,
+                log_id,
+                measurand,
+                owner,
+                producer,
+                form,
+                digest,
+                received,
+                time,
+                unit,
+                value,
+                whole,
+            ) in rows
+        ]
+
     def raw_index_from(self, log: str, start: int) -> object | None:
         if log == AUDIT_LOG:
             row = self._one("SELECT min(idx) FROM audit WHERE idx >= %s", (start,))
@@ -55,6 +120,21 @@ class RawTables(PoolUser):
             (log, level, start, stop),
         )
         return [(index, value) for index, value in rows]
+
+    def raw_nodes_equal(self, log: str, runs: Sequence[NodeRun]) -> int:
+        if not runs:
+            return 0
+        # one statement for all the runs: a round trip (and a pooled connection's
+        # check) costs more than a level of a page's nodes
+        count = (
+            "(SELECT count(*) FROM nodes WHERE log = %s AND level = %s AND idx >= %s"
+            " AND idx < %s AND hash = substring(%b from ((idx - %s) * 32 + 1)::int for 32))"
+        )
+        params: list[object] = []
+        for level, start, hashes in runs:
+            params += (log, level, start, start + len(hashes) // 32, hashes, start)
+        row = self._one("SELECT " + " + ".join([count] * len(runs)), params)
+        return int(row[0]) if row else 0
 
     def raw_checkpoints(
         self, log: str, after: int, limit: int
@@ -82,13 +162,21 @@ class RawTables(PoolUser):
         ]
 
     def raw_messages(self, after: int, limit: int) -> list[tuple[int, object, object, object]]:
+        # binary: a payload arrives as its bytes, not as hex text twice its size
         rows = self._all(
             "SELECT id, digest, size, payload FROM messages WHERE id > %s ORDER BY id LIMIT %s",
             (after, limit),
+            binary=True,
         )
         return [
             (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
         ]
+
+    def raw_message_ids(self, after: int, limit: int) -> list[int]:
+        rows = self._all(
+            "SELECT id FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
+        )
+        return [int(message_id) for (message_id,) in rows]
 
     def message_reading_index(self, log: str, message_id: int) -> int | None:
         row = self._one(

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
+
 from platone_bal.adapters.sqlite.access_log import PRODUCERS
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
 from platone_bal.adapters.store_rows import ANCHOR_COLUMNS, raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
+from platone_bal.ports.records import LeafRow
+from platone_bal.ports.store import NodeRun
+
+# json_object quotes text exactly as RFC 8785 does (the short escapes, \u00xx for other
+# control characters, nothing else) and keeps its arguments' order, here the leaf's
+# sorted keys; a NULL becomes null; a BLOB is an error (the page is then read raw)
+_MEMBERS = (
+    "CAST(json_object('device', r.device, 'log', r.log, 'measurand', r.measurand,"
+    " 'owner', r.owner, 'producer', r.producer, 'source', json_object('format', r.format,"
+    " 'message', m.digest, 'received', r.received), 'time', r.time, 'unit', r.unit,"
+    f" 'v', {LEAF_VERSION}, 'value', r.value) AS BLOB)"
+)
 
 
 class SqliteRaw(SqliteDatabase):
@@ -31,6 +47,20 @@ class SqliteRaw(SqliteDatabase):
         )
         return raw_records_from_rows(rows)
 
+    def raw_leaf_rows(self, log: str, start: int, stop: int) -> list[LeafRow] | None:
+        # +m.size: no affinity, so the sizes compare as Python compares them (5 is not '5')
+        try:
+            rows = self._connection().execute(
+                f"SELECT r.idx, r.leaf, r.attrs, {_MEMBERS},"  # noqa: S608
+                " m.id IS NOT NULL AND length(m.payload) IS +m.size"
+                " FROM readings r LEFT JOIN messages m ON m.id = r.message_id"
+                " WHERE r.log = ? AND r.idx >= ? AND r.idx < ? ORDER BY r.idx",
+                (log, start, stop),
+            )
+            return rows.fetchall()
+        except sqlite3.OperationalError:
+            return None  # "JSON cannot hold BLOB values"; a fault shows again on the raw read
+
     def raw_index_from(self, log: str, start: int) -> object | None:
         db = self._connection()
         if log == AUDIT_LOG:
@@ -47,6 +77,18 @@ class SqliteRaw(SqliteDatabase):
             (log, level, start, stop),
         )
         return [(index, value) for index, value in rows]
+
+    def raw_nodes_equal(self, log: str, runs: Sequence[NodeRun]) -> int:
+        db = self._connection()
+        equal = 0
+        for level, start, hashes in runs:
+            (count,) = db.execute(
+                "SELECT count(*) FROM nodes WHERE log = ? AND level = ? AND idx >= ? AND idx < ?"
+                " AND hash = substr(?, (idx - ?) * 32 + 1, 32)",
+                (log, level, start, start + len(hashes) // 32, hashes, start),
+            ).fetchone()
+            equal += int(count)
+        return equal
 
     def raw_checkpoints(
         self, log: str, after: int, limit: int
@@ -80,6 +122,12 @@ class SqliteRaw(SqliteDatabase):
         return [
             (int(message_id), digest, size, payload) for message_id, digest, size, payload in rows
         ]
+
+    def raw_message_ids(self, after: int, limit: int) -> list[int]:
+        rows = self._connection().execute(
+            "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+        return [int(message_id) for (message_id,) in rows]
 
     def message_reading_index(self, log: str, message_id: int) -> int | None:
         (index,) = (

@@ -26,9 +26,18 @@ A row of the wrong shape (a leaf stored as TEXT, a root that is not 32 bytes) is
 finding that names it, never a crash (`rows`). The audit stops at the first problem and
 says what differs: after that, everything depends on data already known to be wrong
 (`report`). `run` holds the checks together, in this order.
+
+The records are read a page at a time. Each page's records and the nodes inside it are
+checked apart from the others (`pages`; a leaf is first matched against its columns as
+bytes, `match`), and so are pages of message payloads (`messages`), in worker processes
+when there are any (`schedule`, `workers`), while the tree is finished from their
+results in index order (`tree`, `checkpoints`). What is checked apart only ever says
+"clean" or "check it here": the findings, and their words, are those of an audit done
+record by record in one process.
 """
 
 from platone_bal.services.audit.report import AuditReport
 from platone_bal.services.audit.run import audit_log
+from platone_bal.services.audit.workers import Pages, StoreOpener
 
-__all__ = ["AuditReport", "audit_log"]
+__all__ = ["AuditReport", "Pages", "StoreOpener", "audit_log"]

@@ -18,7 +18,9 @@ from platone_bal.services.audit.chain import (
 from platone_bal.services.audit.messages import check_messages
 from platone_bal.services.audit.report import AuditReport, Finding
 from platone_bal.services.audit.rows import stored_anchors
+from platone_bal.services.audit.schedule import checked_apart
 from platone_bal.services.audit.tree import LogPass, nothing_beyond
+from platone_bal.services.audit.workers import Pages
 
 
 def audit_log(
@@ -26,15 +28,18 @@ def audit_log(
     log: str,
     chain: AnchorChain | None,
     progress: Callable[[int], None] = lambda _: None,
+    pages: Pages | None = None,
 ) -> AuditReport:
     """Audit `log` (see the package's docstring); without a chain, only the store.
 
     The chain is read before the store: every anchor on chain is then of leaves already
     stored, so even on a running node only a store behind the chain fails that check.
+    `pages` says how the records are read (by default in pages of PAGE, all checked
+    in this process); the report is the same however they are.
     """
     report = AuditReport(log, 0)
     try:
-        _audit(store, log, chain, progress, report)
+        _audit(store, log, chain, progress, pages or Pages(), report)
     except Finding as finding:
         report.problem, report.bad_index = finding.problem, finding.index
     return report
@@ -45,6 +50,7 @@ def _audit(
     log: str,
     chain: AnchorChain | None,
     progress: Callable[[int], None],
+    pages: Pages,
     report: AuditReport,
 ) -> None:
     """The checks in the package docstring's order; the first problem raises `Finding`.
@@ -59,11 +65,12 @@ def _audit(
     stored = stored_anchors(store, log)
     report.size = store.log_size(log)
     wanted = {anchor.size for anchor in stored} | (set(view.roots) if view else set())
-    roots = LogPass(store, log, report, wanted).run(progress)
-    nothing_beyond(store, log, report.size)
-    check_anchor_roots(stored, roots, report.size)
-    if log != AUDIT_LOG:
-        check_messages(store, log, report)
+    with checked_apart(store, log, report.size, pages) as apart:
+        roots = LogPass(store, log, report, wanted, pages.size).run(apart.log_pages, progress)
+        nothing_beyond(store, log, report.size)
+        check_anchor_roots(stored, roots, report.size)
+        if log != AUDIT_LOG:
+            check_messages(store, log, report, apart.message_pages)
     if chain is None:
         report.notes.append("the log and its anchors were not compared with a chain (none given)")
         return

@@ -1,20 +1,33 @@
 """The log read once in index order and its Merkle tree rebuilt from the leaves: every
 stored node (each leaf hash and each perfect subtree, which proofs are made of) must be
 the rebuilt one, and every signed checkpoint must have the rebuilt root at its size and
-a valid signature."""
+a valid signature.
+
+The records come a page at a time, most already checked apart (`pages`, maybe in worker
+processes): a clean page brings its records checked and the nodes wholly inside it
+rebuilt and held against the stored ones, so only the few nodes over its start (a
+perfect subtree begun on an earlier page) and the checkpoints are left. A page that is
+not clean is audited here record by record, as it always was, so the first problem
+found, and its words, are the same.
+"""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from platone_bal.domain.audit import AUDIT_LOG
-from platone_bal.domain.checkpoint import CheckpointError, SignedCheckpoint, verify_signature
+from platone_bal.domain.checkpoint import CheckpointError, verify_signature
 from platone_bal.domain.merkle import SHA3_256, Frontier
 from platone_bal.ports import RawRecord, Store
+from platone_bal.services.audit.checkpoints import Stops, StoredCheckpoints
+from platone_bal.services.audit.pages import PageTree, blocks
 from platone_bal.services.audit.records import check_entry, check_reading
 from platone_bal.services.audit.report import AuditReport, BadRow, Finding
-from platone_bal.services.audit.rows import PAGE, checkpoint_of, shown
+from platone_bal.services.audit.rows import PAGE, shown
+
+CheckedPage = tuple[int, int, tuple[bytes, ...] | None]
+"""(start, stop, and for a clean page the nodes inside it, else None): `pages.check_page`."""
 
 
 class LogPass:
@@ -22,31 +35,87 @@ class LogPass:
     leaf appended to a rebuilt tree, every node that append completes held against the
     stored one, and each checkpoint checked when the rebuilt tree reaches its size."""
 
-    def __init__(self, store: Store, log: str, report: AuditReport, wanted: set[int]) -> None:
+    def __init__(
+        self, store: Store, log: str, report: AuditReport, wanted: set[int], page: int = PAGE
+    ) -> None:
         self.store = store
         self.log = log
         self.report = report
         self.wanted = wanted
+        self.page = page
         self.roots: dict[int, bytes] = {}
         self.frontier = Frontier(SHA3_256)
         self.checkpoints = StoredCheckpoints(store, log)
+        self.stops = Stops(self.checkpoints, wanted)
         self.checked = check_entry if log == AUDIT_LOG else check_reading
 
-    def run(self, progress: Callable[[int], None]) -> dict[int, bytes]:
-        """The rebuilt root at each wanted size (the anchors', stored and on chain)."""
+    def run(
+        self, pages: Iterable[CheckedPage], progress: Callable[[int], None]
+    ) -> dict[int, bytes]:
+        """The rebuilt root at each wanted size (the anchors', stored and on chain), from
+        the log's pages in order."""
+        for start, stop, levels in pages:
+            if levels is None or not self._add_clean(start, stop, PageTree(start, levels)):
+                reached = self._record_by_record(start, stop)
+                if reached != stop:  # past the page without a finding: never seen
+                    self._record_by_record(reached, self.report.size)
+                    break
+            progress(self.report.readings)
+        return self.roots
+
+    def _record_by_record(self, index: int, until: int) -> int:
+        """Records from `index` on, each checked here, until `until` is reached (a page
+        cut short by a missing record reads on, to name it as it always did)."""
         size = self.report.size
-        index = 0
-        while index < size:
-            records = self.store.raw_records(self.log, index, min(index + PAGE, size))
+        while index < until:
+            records = self.store.raw_records(self.log, index, min(index + self.page, size))
             if not records:
                 raise Finding("record missing from the store", index)
             nodes = PageNodes(self.store, self.log, index, index + len(records))
             for record in records:
                 self._append(record, index, nodes)
                 index += 1
-                self._reached(index)
-            progress(self.report.readings)
-        return self.roots
+                self._reached(index, self.frontier.root)
+        return index
+
+    def _add_clean(self, start: int, stop: int, inside: PageTree) -> bool:
+        """A clean page into the tree, a perfect subtree at a time; False, with nothing
+        changed, if a node over the page's start differs from the stored one (the page
+        is then audited record by record, to name it in its place)."""
+        before = dict(zip(Frontier.edge_keys(start), self.frontier.edge, strict=True))
+        edge = list(self.frontier.edge)
+        over: dict[tuple[int, int], bytes] = {}
+        for level, index in blocks(start, stop):
+            current = inside.node(level, index)
+            assert current is not None, "a clean page holds its whole subtrees"
+            while index & 1:  # completes a subtree begun before the page
+                current = SHA3_256.hash_children(edge.pop(), current)
+                level, index = level + 1, index >> 1
+                over[level, index] = current
+            edge.append(current)
+        runs = [(level, index, value) for (level, index), value in over.items()]
+        if self.store.raw_nodes_equal(self.log, runs) != len(runs):
+            return False
+
+        def root(size: int) -> bytes:
+            """The root at a size within the page: its edge is made of subtrees ended
+            before the page, begun before it, or inside it."""
+            edge_then = []
+            for key in Frontier.edge_keys(size):
+                node = before.get(key) or over.get(key) or inside.node(*key)
+                assert node is not None, "every subtree of the edge is at hand"
+                edge_then.append(node)
+            return Frontier(SHA3_256, size, edge_then).root()
+
+        readings = self.report.readings
+        size = self.stops.after(start)
+        while size is not None and size <= stop:
+            self.report.readings = readings + size - start
+            self._reached(size, partial(root, size))
+            size = self.stops.after(size)
+        self.report.readings = readings + stop - start
+        self.frontier = Frontier(SHA3_256, stop, edge)
+        return True
 
     def _append(self, record: RawRecord, index: int, nodes: PageNodes) -> None:
         if record.index != index:
@@ -59,14 +128,14 @@ class LogPass:
             nodes.check(level, node_index, value)
         self.report.readings += 1
 
-    def _reached(self, size: int) -> None:
-        """The rebuilt tree has `size` leaves: check the checkpoints of that size, and
-        keep its root if an anchor names that size."""
+    def _reached(self, size: int, root_now: Callable[[], bytes]) -> None:
+        """The rebuilt tree has `size` leaves (and root `root_now()`): check the
+        checkpoints of that size, and keep its root if an anchor names that size."""
         for signed in self.checkpoints.upto(size):
             checkpoint = signed.checkpoint
             if checkpoint.size != size:
                 raise Finding(f"a checkpoint of size {checkpoint.size} (never signed)")
-            root = self.frontier.root()
+            root = root_now()
             if root != checkpoint.root:
                 raise Finding(
                     f"checkpoint of size {size} has root 0x{checkpoint.root.hex()}, "
@@ -79,16 +148,17 @@ class LogPass:
                 raise Finding(f"checkpoint of size {size}: {error}") from None
             self.report.checkpoints += 1
         if size in self.wanted:
-            self.roots[size] = self.frontier.root()
+            self.roots[size] = root_now()
 
 
 class PageNodes:
     """The stored nodes a page of leaves [start, end) completes, read with one query
-    per level: every node is checked, and no node costs a query of its own."""
+    per level from `lowest` up: every node is checked, and no node costs a query of its
+    own."""
 
-    def __init__(self, store: Store, log: str, start: int, end: int) -> None:
+    def __init__(self, store: Store, log: str, start: int, end: int, lowest: int = 0) -> None:
         self._stored: dict[int, dict[object, object]] = {}
-        level = 0
+        level = lowest
         while end >> level:
             # node i of a level is complete with leaf (i + 1) * 2**level - 1
             low, high = ((start + (1 << level)) >> level) - 1, end >> level
@@ -110,35 +180,6 @@ class PageNodes:
             f"is {shown(stored)}; the leaves give 0x{rebuilt.hex()}",
             first,
         )
-
-
-class StoredCheckpoints:
-    """The log's stored checkpoints in size order, read a page at a time as the rebuilt
-    tree grows: a busy log signs one every 0.2 s, so they are never all held at once."""
-
-    def __init__(self, store: Store, log: str) -> None:
-        self._store = store
-        self._log = log
-        self._page: deque[SignedCheckpoint] = deque()
-        self._after = 0
-        self._done = False
-
-    def upto(self, size: int) -> Iterator[SignedCheckpoint]:
-        """The checkpoints not yet returned whose size is at most `size`, smallest first."""
-        while True:
-            if not self._page and not self._done:
-                self._fetch()
-            if not self._page or self._page[0].checkpoint.size > size:
-                return
-            yield self._page.popleft()
-
-    def _fetch(self) -> None:
-        rows = self._store.raw_checkpoints(self._log, self._after, PAGE)
-        self._done = len(rows) < PAGE
-        for row in rows:
-            signed = checkpoint_of(self._log, row)
-            self._page.append(signed)
-            self._after = signed.checkpoint.size
 
 
 def nothing_beyond(store: Store, log: str, size: int) -> None:
