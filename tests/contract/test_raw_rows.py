@@ -184,24 +184,10 @@ def test_bal_audit_finds_a_healthy_store_healthy(
     assert (report.size, report.readings, report.checkpoints) == (2, 2, 1)
 
 
-def odd_message(producer: User) -> MessageRecord:
-    """Readings whose text needs every escape JSON has (quotes, backslashes, control
-    characters; none for DEL, non-ASCII and U+2028), or none but is not ASCII, with a
-    unit and without, attrs with a non-ASCII key and attrs given out of key order."""
+def message_of(producer: User, readings: list[Reading]) -> MessageRecord:
+    """One message that gave these readings, each with its leaf as ingest makes it."""
     payload = b"a payload the readings below came from"
     source = Source("pmu-json", message_digest(payload), RECEIVED)
-    readings = [
-        Reading(
-            'dev "q" \\ \x01\x1f\x7f',
-            T0,
-            "m\n\t\r\b\f",
-            "v\u20ac\U0001f600\u2028",
-            None,
-            {"\u00fc": "\u00df", "a": ["x", "y"], "n": 5},
-        ),
-        Reading("plain", T0 + minutes(1), "P", "1.5", "W", {"z": "1", "a": "2"}),
-        Reading("z\u00e4hler \u20ac", T0 + minutes(2), "P", "v\U0001f600", "\u00b0C"),
-    ]
     items = []
     for reading in readings:
         leaf = leaf_object(
@@ -213,6 +199,27 @@ def odd_message(producer: User) -> MessageRecord:
         Channel.MQTT, "platone/alice/dev", producer.username, None, source.message,
         len(payload), payload, RECEIVED, "pmu-json", items,
     )  # fmt: skip
+
+
+def odd_message(producer: User) -> MessageRecord:
+    """Readings whose text needs every escape JSON has (quotes, backslashes, control
+    characters; none for DEL, non-ASCII and U+2028), or none but is not ASCII, with a
+    unit and without, attrs with a non-ASCII key and attrs given out of key order."""
+    return message_of(
+        producer,
+        [
+            Reading(
+                'dev "q" \\ \x01\x1f\x7f',
+                T0,
+                "m\n\t\r\b\f",
+                "v\u20ac\U0001f600\u2028",
+                None,
+                {"\u00fc": "\u00df", "a": ["x", "y"], "n": 5},
+            ),
+            Reading("plain", T0 + minutes(1), "P", "1.5", "W", {"z": "1", "a": "2"}),
+            Reading("z\u00e4hler \u20ac", T0 + minutes(2), "P", "v\U0001f600", "\u00b0C"),
+        ],
+    )
 
 
 def test_raw_leaf_rows_encode_the_columns_exactly_as_the_leaf_does(
@@ -256,3 +263,19 @@ def test_raw_nodes_equal_counts_the_nodes_stored_as_given(
     assert store.raw_nodes_equal(LOG, runs) == 10  # all of them in one call
     assert store.raw_nodes_equal(LOG, [*runs, (0, 6, bytes(64))]) == 10  # past the log
     assert store.raw_nodes_equal(LOG, []) == 0
+
+
+def test_raw_leaf_rows_encode_every_character_as_rfc8785_does(store: Store, alice: User) -> None:
+    """Each ASCII character but NUL (which PostgreSQL text cannot hold) and a few others
+    in a value: the members are the leaf's own encoding, so the fast path takes them."""
+    odd = [chr(code) for code in range(1, 128)]
+    odd += ["\u0080", "\u00ff", "\u2028", "\u2029", "\ufeff", "\ue000", "\U0001f600"]
+    readings = [Reading("d", T0 + minutes(n), "P", f"v{c}w", None) for n, c in enumerate(odd)]
+    record = message_of(alice, readings)
+    save(store, [record])
+    rows = store.raw_leaf_rows(LOG, 0, len(odd))
+    assert rows is not None and len(rows) == len(odd)
+    matcher = LeafMatcher()
+    for row, item in zip(rows, record.readings, strict=True):
+        assert row[3] == bytes(rfc8785.dumps({key: item.leaf[key] for key in MEMBERS})), row[1]
+        assert matcher.leaf(row) == item.leaf_bytes
