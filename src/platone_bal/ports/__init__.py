@@ -13,6 +13,7 @@ from platone_bal.ports.outside import (
     DeviceLedger,
     GrantLedger,
 )
+from platone_bal.ports.raw_store import RawStore
 from platone_bal.ports.records import (
     ENTRY_COLUMNS,
     MAX_ROW_ID,
@@ -40,7 +41,6 @@ from platone_bal.ports.store import (
     LogStore,
     NodeKey,
     PositionStore,
-    RawStore,
     ReadingStore,
     SetPointStore,
     Store,

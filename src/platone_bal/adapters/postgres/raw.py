@@ -18,8 +18,8 @@ from platone_bal.adapters.store_rows import raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
+from platone_bal.ports.raw_store import NodeRun
 from platone_bal.ports.records import LeafRow
-from platone_bal.ports.store import NodeRun
 
 
 @unavailable_on_faults

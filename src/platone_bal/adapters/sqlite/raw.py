@@ -11,8 +11,8 @@ from platone_bal.adapters.store_rows import ANCHOR_COLUMNS, raw_records_from_row
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
 from platone_bal.ports import RawRecord
+from platone_bal.ports.raw_store import NodeRun
 from platone_bal.ports.records import LeafRow
-from platone_bal.ports.store import NodeRun
 
 # json_object quotes text exactly as RFC 8785 does (the short escapes, \u00xx for other
 # control characters, nothing else) and keeps its arguments' order, here the leaf's
