@@ -120,3 +120,28 @@ def test_listing_delivery_answer_and_expiry(
     assert store.expire_setpoints(format_time(NOW + timedelta(hours=2))) == 1  # bob's
     assert {s.status for s in store.setpoints()} == {"applied", "expired"}
     assert store.setpoints_to_deliver(below=10) == []
+
+
+def test_bal_audit_rebuilds_the_set_point_log(store: Store, service: SetPointService) -> None:
+    """`bal audit --log bal-setpoints`: every leaf against the row it is or answers, the
+    tree, the checkpoints; on every backend."""
+    from platone_bal.services.audit import audit_log
+    from platone_bal.services.checkpointer import Checkpointer
+
+    one = service.issue(request(), "admin")
+    service.issue(request("ln-2"), "admin")
+    answer = Answer(one.index, b"\x02" * 32, "refused", NOW + timedelta(seconds=2))
+    answer_leaf = answer.leaf(
+        producer="alice", owner="0xabc", device="ln-1", signer="0xdef",
+        source=Source("signed-envelope", "cd" * 32, NOW), salt="44" * 16,
+    )  # fmt: skip
+    raw = leaf_bytes(answer_leaf)
+    with store.transaction() as tx:
+        index = LogAppender(SHA3_256).append(tx, SETPOINT_LOG, [SHA3_256.hash_leaf(raw)])
+        tx.add_setpoint_answer(index, one.id, answer_leaf, raw)
+    Checkpointer(
+        store, log_id=SETPOINT_LOG, private_key=b"\x07" * 32, clock=lambda: NOW
+    ).checkpoint_now()
+    report = audit_log(store, SETPOINT_LOG, None)
+    assert report.problem is None, report.problem
+    assert (report.size, report.readings, report.checkpoints) == (3, 3, 1)

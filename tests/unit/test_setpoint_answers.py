@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -138,3 +139,23 @@ def test_an_answer_for_another_devices_or_an_expired_set_point_is_refused(
     store.expire_setpoints("9999-01-01T00:00:00.000000Z")
     assert ingest.ingest([delivery(answer(store, mine), TOPIC)]).answers == 0
     assert f"set point {mine.id} is expired" in reasons(store)[-1]
+
+
+def test_bal_audit_names_a_set_point_or_an_answer_changed_in_its_row(
+    store: SqliteStore, setpoints: SetPointService, ingest: IngestService
+) -> None:
+    from platone_bal.services.audit import audit_log
+
+    setpoint = issue(setpoints)
+    assert ingest.ingest([delivery(answer(store, setpoint), TOPIC)]).answers == 1
+    assert audit_log(store, SETPOINT_LOG, None).ok
+    db = sqlite3.connect(store.path)
+    db.execute("UPDATE setpoints SET value = '9' WHERE id = ?", (setpoint.id,))
+    db.commit()
+    report = audit_log(store, SETPOINT_LOG, None)
+    assert (report.problem, report.bad_index) == ("value: stored '9', certified leaf says '3.5'", 0)
+    db.execute("UPDATE setpoints SET value = '3.5', answer_status = 'refused'")
+    db.commit()
+    report = audit_log(store, SETPOINT_LOG, None)
+    assert report.problem == "status: stored 'refused', certified leaf says 'applied'"
+    assert report.bad_index == 1

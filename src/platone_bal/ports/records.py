@@ -172,8 +172,8 @@ class RawRecord:
     @property
     def columns(self) -> dict[str, object]:
         """The values by column name."""
-        keys = READING_COLUMNS if len(self.values) == len(READING_COLUMNS) else ENTRY_COLUMNS
-        return dict(zip(keys, self.values, strict=True))
+        keys = {len(k): k for k in (READING_COLUMNS, ENTRY_COLUMNS, SETPOINT_RAW_COLUMNS)}
+        return dict(zip(keys[len(self.values)], self.values, strict=True))
 
 
 READING_COLUMNS = (
@@ -183,6 +183,13 @@ READING_COLUMNS = (
 """A reading's RawRecord.values, in order."""
 ENTRY_COLUMNS = ("time", "who", "action", "producers")
 """A bal-audit entry's RawRecord.values, in order."""
+SETPOINT_RAW_COLUMNS = (
+    "kind", "producer", "device", "measurand", "value", "unit", "start", "end", "issuer",
+    "time", "answers", "answer_status", "answer_time", "answer_signer", "answer_producer",
+    "answer_device",
+)  # fmt: skip
+"""A bal-setpoints leaf's RawRecord.values, in order: its kind, the set point row it is
+(or NULLs), and the set point row it answers (its index and answer, or NULLs)."""
 
 LeafRow = tuple[object, object, object, object, object]
 """(index, leaf, attrs, members, whole) of one reading, for `bal audit`'s fast path:

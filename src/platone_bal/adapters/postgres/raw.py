@@ -17,6 +17,7 @@ from platone_bal.adapters.postgres.base import PoolUser, unavailable_on_faults
 from platone_bal.adapters.store_rows import raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import RawRecord
 from platone_bal.ports.raw_store import NodeRun
 from platone_bal.ports.records import LeafRow
@@ -27,6 +28,18 @@ class RawTables(PoolUser):
     """RawStore."""
 
     def raw_records(self, log: str, start: int, stop: int) -> list[RawRecord]:
+        if log == SETPOINT_LOG:  # each leaf with the set point row it is, or it answers
+            rows = self._all(
+                "SELECT l.idx, l.leaf, l.kind, s.producer, s.device, s.measurand, s.value, s.unit,"
+                " s.start, s.end_at, s.issuer, s.issued, a.idx, a.answer_status, a.answer_time,"
+                " a.answer_signer, a.producer, a.device FROM setpoint_log l"
+                " LEFT JOIN setpoints s ON s.idx = l.idx"
+                " LEFT JOIN setpoints a ON a.answer_idx = l.idx"
+                " WHERE l.idx >= %s AND l.idx < %s ORDER BY l.idx",
+                (start, stop),
+                binary=True,
+            )
+            return raw_records_from_rows(rows)
         if log == AUDIT_LOG:
             rows = self._all(
                 f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS_TEXT}"  # noqa: S608
@@ -106,7 +119,9 @@ class RawTables(PoolUser):
         ]
 
     def raw_index_from(self, log: str, start: int) -> object | None:
-        if log == AUDIT_LOG:
+        if log == SETPOINT_LOG:
+            row = self._one("SELECT min(idx) FROM setpoint_log WHERE idx >= %s", (start,))
+        elif log == AUDIT_LOG:
             row = self._one("SELECT min(idx) FROM audit WHERE idx >= %s", (start,))
         else:
             row = self._one(

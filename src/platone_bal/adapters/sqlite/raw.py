@@ -10,6 +10,7 @@ from platone_bal.adapters.sqlite.connection import SqliteDatabase
 from platone_bal.adapters.store_rows import ANCHOR_COLUMNS, raw_records_from_rows
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import LEAF_VERSION
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import RawRecord
 from platone_bal.ports.raw_store import NodeRun
 from platone_bal.ports.records import LeafRow
@@ -30,6 +31,17 @@ class SqliteRaw(SqliteDatabase):
 
     def raw_records(self, log: str, start: int, stop: int) -> list[RawRecord]:
         db = self._connection()
+        if log == SETPOINT_LOG:  # each leaf with the set point row it is, or it answers
+            rows = db.execute(
+                "SELECT l.idx, l.leaf, l.kind, s.producer, s.device, s.measurand, s.value, s.unit,"
+                " s.start, s.end_at, s.issuer, s.issued, a.idx, a.answer_status, a.answer_time,"
+                " a.answer_signer, a.producer, a.device FROM setpoint_log l"
+                " LEFT JOIN setpoints s ON s.idx = l.idx"
+                " LEFT JOIN setpoints a ON a.answer_idx = l.idx"
+                " WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
+                (start, stop),
+            )
+            return raw_records_from_rows(rows)
         if log == AUDIT_LOG:
             rows = db.execute(
                 f"SELECT a.idx, a.leaf, a.time, a.who, a.action, {PRODUCERS} FROM audit a"  # noqa: S608
@@ -63,7 +75,11 @@ class SqliteRaw(SqliteDatabase):
 
     def raw_index_from(self, log: str, start: int) -> object | None:
         db = self._connection()
-        if log == AUDIT_LOG:
+        if log == SETPOINT_LOG:
+            row = db.execute(
+                "SELECT min(idx) FROM setpoint_log WHERE idx >= ?", (start,)
+            ).fetchone()
+        elif log == AUDIT_LOG:
             row = db.execute("SELECT min(idx) FROM audit WHERE idx >= ?", (start,)).fetchone()
         else:
             row = db.execute(

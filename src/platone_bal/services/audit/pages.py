@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from typing import cast
 
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import RawRecord, Store
 from platone_bal.services.audit.match import LeafMatcher
-from platone_bal.services.audit.records import check_entry, check_reading
+from platone_bal.services.audit.records import check_of
 from platone_bal.services.audit.report import BadRow
 
 HASH_SIZE = 32
@@ -103,7 +104,7 @@ def checked_leaves(
 ) -> list[bytes] | None:
     """The leaves of records [start, stop) if each record passes its check. Readings go
     through the fast path first; only those it does not match are read in full."""
-    rows = None if log == AUDIT_LOG else store.raw_leaf_rows(log, start, stop)
+    rows = None if log in (AUDIT_LOG, SETPOINT_LOG) else store.raw_leaf_rows(log, start, stop)
     if rows is None:
         return fully_checked(store.raw_records(log, start, stop), log, start, stop)
     if [row[0] for row in rows] != list(range(start, stop)):
@@ -133,8 +134,7 @@ def fully_checked(records: list[RawRecord], log: str, start: int, stop: int) -> 
 
 def passed(record: RawRecord, log: str) -> bytes | None:
     """The record's leaf if it passes the full check of its log's records."""
-    check = check_entry if log == AUDIT_LOG else check_reading
     try:
-        return check(record.leaf, record.values)
+        return check_of(log)(record.leaf, record.values)
     except BadRow:
         return None

@@ -4,12 +4,14 @@ in the database, but not in the leaf the tree was built from, shows here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.leaf import leaf_bytes
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import ENTRY_COLUMNS, READING_COLUMNS
 from platone_bal.services.audit.report import BadRow
 from platone_bal.services.audit.rows import sql_type
@@ -76,6 +78,52 @@ def check_entry(raw: object, values: tuple[object, ...]) -> bytes:
         if entry.get(key) != stored:
             raise BadRow(f"{key}: stored {stored!r}, certified entry says {entry.get(key)!r}")
     return data
+
+
+SETPOINT_FIELDS = (
+    "producer", "device", "measurand", "value", "unit", "start", "end", "issuer", "time",
+)  # fmt: skip
+"""A set point leaf's keys stored in its row (SETPOINT_RAW_COLUMNS[1:10])."""
+ANSWER_FIELDS = ("setpoint", "status", "time", "signer", "producer", "device")
+"""An answer leaf's keys stored in the row it answers (SETPOINT_RAW_COLUMNS[10:16])."""
+
+
+SETPOINT_FIELDS = (
+    "producer", "device", "measurand", "value", "unit", "start", "end", "issuer", "time",
+)  # fmt: skip
+"""A set point leaf's keys stored in its row (SETPOINT_RAW_COLUMNS[1:10])."""
+ANSWER_FIELDS = ("setpoint", "status", "time", "signer", "producer", "device")
+"""An answer leaf's keys stored in the row it answers (SETPOINT_RAW_COLUMNS[10:16])."""
+
+
+def check_setpoint_leaf(raw: object, values: tuple[object, ...]) -> bytes:
+    """The bytes of a bal-setpoints leaf, once they are a canonical leaf of that log and
+    the set point row it is (a set point) or whose answer it is (an answer) says what
+    the leaf says (`values` in the order of SETPOINT_RAW_COLUMNS)."""
+    data, leaf = leaf_of(raw, "leaf")
+    if leaf.get("log") != SETPOINT_LOG:
+        raise BadRow(f"the leaf names log {leaf.get('log')!r}")
+    kind = values[0]
+    if leaf.get("kind") != kind:
+        raise BadRow(f"kind: stored {kind!r}, certified leaf says {leaf.get('kind')!r}")
+    keys: tuple[str, ...]
+    if kind == "setpoint":
+        keys, stored = SETPOINT_FIELDS, values[1:10]
+    elif kind == "answer":
+        keys, stored = ANSWER_FIELDS, values[10:16]
+    else:
+        raise BadRow(f"kind {kind!r} is neither setpoint nor answer")
+    certified = tuple(map(leaf.get, keys))
+    if certified != stored:
+        differing(keys, stored, certified, "")
+    return data
+
+
+def check_of(log: str) -> Callable[[object, tuple[object, ...]], bytes]:
+    """The full check of one record of `log`."""
+    if log == AUDIT_LOG:
+        return check_entry
+    return check_setpoint_leaf if log == SETPOINT_LOG else check_reading
 
 
 def leaf_of(raw: object, what: str) -> tuple[bytes, dict[str, Any]]:

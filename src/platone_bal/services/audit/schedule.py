@@ -12,6 +12,7 @@ from itertools import islice
 from typing import cast
 
 from platone_bal.domain.audit import AUDIT_LOG
+from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.ports import Store
 from platone_bal.services.audit.messages import MessageCounts, MessagePage, message_page
 from platone_bal.services.audit.pages import check_page
@@ -33,7 +34,7 @@ class CheckedApart:
 def tasks(store: Store, log: str, size: int, page: int) -> Iterator[Task]:
     for start in range(0, size, page):
         yield check_page, (log, start, min(start + page, size))
-    if log == AUDIT_LOG:
+    if log in (AUDIT_LOG, SETPOINT_LOG):  # no messages behind these logs' records
         return
     after = 0
     while ids := store.raw_message_ids(after, page):

@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from platone_bal.domain.audit import AUDIT_LOG
 from platone_bal.domain.checkpoint import CheckpointError, verify_signature
 from platone_bal.domain.merkle import SHA3_256, Frontier
 from platone_bal.ports import RawRecord, Store
 from platone_bal.services.audit.checkpoints import Stops, StoredCheckpoints
 from platone_bal.services.audit.pages import PageTree, blocks
-from platone_bal.services.audit.records import check_entry, check_reading
+from platone_bal.services.audit.records import check_of
 from platone_bal.services.audit.report import AuditReport, BadRow, Finding
 from platone_bal.services.audit.rows import PAGE, shown
 
@@ -47,7 +46,7 @@ class LogPass:
         self.frontier = Frontier(SHA3_256)
         self.checkpoints = StoredCheckpoints(store, log)
         self.stops = Stops(self.checkpoints, wanted)
-        self.checked = check_entry if log == AUDIT_LOG else check_reading
+        self.checked = check_of(log)
 
     def run(
         self, pages: Iterable[CheckedPage], progress: Callable[[int], None]
