@@ -214,7 +214,7 @@ def test_signed_envelopes_over_mqtt_and_https_a_rotation_and_a_revocation_within
             producer.close()
 
 
-def test_a_key_changed_on_an_outside_node_by_another_tool_counts_within_5_s(
+def test_keys_changed_on_an_outside_node_by_another_tool_and_by_the_node_count_within_5_s(
     ganache_setup: tuple[Ganache, Path],
 ) -> None:
     ganache, data_dir = ganache_setup
@@ -249,6 +249,23 @@ def test_a_key_changed_on_an_outside_node_by_another_tool_counts_within_5_s(
             assert time.monotonic() - registered_at < HONOURED_WITHIN + 0.5
             reading = producer.readings()[0]
             assert signer_of(reading) == light_node.address
+
+            # the node's API rotates the key on the outside node (revoke, then register)
+            rotated_to = Account.create()
+            rotated = node.http.post(
+                "/v1/devices/ln1/key",
+                params={"producer": "producer1"},
+                json={"public_key": rotated_to.address},
+                headers=node.token(),
+            )
+            assert rotated.status_code == 200, rotated.text
+            assert registry.functions.isActiveKey(
+                device_key("producer1", "ln1"), rotated_to.address
+            ).call()
+            before = len(producer.readings())
+            producer.publish(envelope(packet(500), rotated_to))
+            wait_for(lambda: len(producer.readings()) > before, what="the rotated key's packet")
+            light_node = rotated_to
 
             dso.send(registry.functions.revoke(device_key("producer1", "ln1")))
             revoked_at = time.monotonic()
