@@ -175,3 +175,11 @@ def immutable_json(request: Request, body: Any) -> Response:
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     return JSONResponse(body, headers=headers)
+
+
+def anchored_json(request: Request, body: dict[str, Any]) -> Response:
+    """A proof or checkpoint: not to be cached while its `anchor` is null (a later
+    request returns the anchored form), immutable once anchored."""
+    if body.get("anchor") is None:
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return immutable_json(request, body)

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 
 from platone_bal.api.access import access_of, may_read
 from platone_bal.api.audit import audit
 from platone_bal.api.cursors import decode_cursor, encode_cursor
 from platone_bal.api.deps import Context, Reader, RowId, Verifier
-from platone_bal.api.gateway import immutable_json
+from platone_bal.api.gateway import anchored_json
 from platone_bal.api.routes_readings import MAX_PAGE, ReadingFilter, whole_dataset
 from platone_bal.ports import MAX_ROW_ID
 from platone_bal.services.certification import (
@@ -42,9 +41,7 @@ def reading_proof(reading_id: RowId, request: Request, ctx: Context, who: Reader
     except NotYetCertified as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
     audit(ctx, request, who, "proof.read", [reading.producer], 1)
-    if bundle["anchor"] is None:
-        return JSONResponse(bundle, headers={"Cache-Control": "no-store"})
-    return immutable_json(request, bundle)
+    return anchored_json(request, bundle)
 
 
 @router.get("/logs/{log}/checkpoints/{size}", responses={404: {"description": "Not signed"}})
@@ -55,9 +52,7 @@ def get_checkpoint(log: str, size: RowId, request: Request, ctx: Context, _: Ver
         raise HTTPException(404, f"no signed checkpoint of size {size} in {log!r}")
     anchor = ctx.store.anchor(log, size)
     body = {**signed.to_json(), "anchor": anchor.bundle_json() if anchor else None}
-    if anchor is None:
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
-    return immutable_json(request, body)
+    return anchored_json(request, body)
 
 
 @router.get("/logs/{log}/checkpoints")

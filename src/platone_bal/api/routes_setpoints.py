@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from platone_bal.api.audit import audit
 from platone_bal.api.deps import Context, Issuer, Principal, Reader, RowId
-from platone_bal.api.gateway import immutable_json
+from platone_bal.api.gateway import anchored_json
 from platone_bal.domain.setpoints import SETPOINT_LOG, InvalidSetPoint, SetPointRequest
 from platone_bal.domain.users import Role, Scope
 from platone_bal.ports import StoredSetPoint
@@ -146,6 +145,4 @@ def setpoint_proof(
     except NotYetCertified as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
     audit(ctx, request, who, "proof.read", [stored.producer], 1)
-    if bundle["anchor"] is None:
-        return JSONResponse(bundle, headers={"Cache-Control": "no-store"})
-    return immutable_json(request, bundle)
+    return anchored_json(request, bundle)
