@@ -82,6 +82,8 @@ def test_listing_delivery_answer_and_expiry(
     assert [s.id for s in store.setpoints("alice")] == [one.id, two.id]
     assert [s.id for s in store.setpoints("alice", after=one.id)] == [two.id]
     assert [s.id for s in store.setpoints(limit=1)] == [one.id]
+    assert [s.id for s in store.setpoints(limit=2, newest_first=True)] == [theirs.id, two.id]
+    assert [s.id for s in store.setpoints("alice", limit=5, newest_first=True)] == [two.id, one.id]
     # only what a signed checkpoint covers goes out
     assert [s.id for s in store.setpoints_to_deliver(below=2)] == [one.id, two.id]
     store.mark_delivered(one.id, format_time(NOW + timedelta(seconds=1)))

@@ -325,9 +325,14 @@ class SetPointStore(Protocol):
         ...
 
     def setpoints(
-        self, producer: str | None = None, after: int = 0, limit: int = 100
+        self,
+        producer: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
     ) -> list[StoredSetPoint]:
-        """By id, those with id > `after`; one producer's, or everyone's (None)."""
+        """By id, those with id > `after`; one producer's, or everyone's (None). With
+        `newest_first`, the latest `limit` of them, newest first (a page's list)."""
         ...
 
     def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:

@@ -24,14 +24,18 @@ class SetPointTables(PoolUser):
         return self._one_setpoint("idx = %s", index)
 
     def setpoints(
-        self, producer: str | None = None, after: int = 0, limit: int = 100
+        self,
+        producer: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
     ) -> list[StoredSetPoint]:
+        order = "id DESC" if newest_first else "id"
         after = min(after, MAX_ROW_ID)
         if producer is None:
-            return self._setpoints("id > %s ORDER BY id LIMIT %s", after, limit)
-        return self._setpoints(
-            "producer = %s AND id > %s ORDER BY id LIMIT %s", producer, after, limit
-        )
+            return self._setpoints(f"id > %s ORDER BY {order} LIMIT %s", after, limit)
+        clause = f"producer = %s AND id > %s ORDER BY {order} LIMIT %s"
+        return self._setpoints(clause, producer, after, limit)
 
     def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:
         return self._setpoints("status = 'issued' AND idx < %s ORDER BY idx LIMIT %s", below, limit)

@@ -23,14 +23,18 @@ class SqliteSetPoints(SqliteDatabase):
         return self._one_setpoint("idx = ?", index)
 
     def setpoints(
-        self, producer: str | None = None, after: int = 0, limit: int = 100
+        self,
+        producer: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
     ) -> list[StoredSetPoint]:
+        order = "id DESC" if newest_first else "id"
         after = min(after, MAX_ROW_ID)
         if producer is None:
-            return self._setpoints("id > ? ORDER BY id LIMIT ?", after, limit)
-        return self._setpoints(
-            "producer = ? AND id > ? ORDER BY id LIMIT ?", producer, after, limit
-        )
+            return self._setpoints(f"id > ? ORDER BY {order} LIMIT ?", after, limit)
+        clause = f"producer = ? AND id > ? ORDER BY {order} LIMIT ?"
+        return self._setpoints(clause, producer, after, limit)
 
     def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:
         return self._setpoints("status = 'issued' AND idx < ? ORDER BY idx LIMIT ?", below, limit)

@@ -25,15 +25,10 @@ SHOWN = 50
 
 def recent_setpoints(ctx: ApiContext, user: User) -> list[StoredSetPoint]:
     """The latest set points `user` may see (the DSO all, a producer its own), newest first."""
-    producer = None if user.role is Role.ADMIN else user.username
     if user.role is Role.CONSUMER:
         return []
-    found: list[StoredSetPoint] = []
-    after = 0
-    while page := ctx.store.setpoints(producer, after=after, limit=1000):
-        found = (found + page)[-SHOWN:]
-        after = page[-1].id
-    return found[::-1]
+    producer = None if user.role is Role.ADMIN else user.username
+    return ctx.store.setpoints(producer, limit=SHOWN, newest_first=True)
 
 
 @router.post("/setpoints")
