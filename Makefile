@@ -63,7 +63,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 integration: $(STAMP) node_modules/.installed mosquitto postgres
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=20 tests/integration
 
 # Recompile contracts/*.sol with the pinned solc into the committed artifacts.
 contracts: $(STAMP) node_modules/.installed

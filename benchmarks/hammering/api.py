@@ -48,7 +48,12 @@ class Api:
     """GETs as one user: a new token on 401, waits out 429 (counted), 5xx are failures."""
 
     def __init__(self, base: str, tokens: Tokens, tally: Tally) -> None:
-        self.http = httpx.Client(base_url=base, timeout=60)
+        # The client lets an idle connection go before the server's keep-alive (5 s) does:
+        # with equal timeouts a GET can go out on a connection the server is closing, and
+        # comes back as "Server disconnected without sending a response".
+        self.http = httpx.Client(
+            base_url=base, timeout=60, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
         self.tokens = tokens
         self.tally = tally
 

@@ -97,10 +97,9 @@ class Node:
         # The data directory holds password hashes and keystores: owner only.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.data_dir.chmod(0o700)
-        secrets_dir = settings.secrets_dir
         self.store = store if store is not None else open_store(settings)
         self.wallets = Wallets(keystore_passphrase(settings))
-        self.keys = NodeKeys(settings.keys_dir, self.wallets)
+        self.keys = NodeKeys(self.store, self.wallets, legacy_dir=settings.data_dir)
         self.users = UserService(self.store, self.wallets)
         self.grants = GrantService(self.store, now)
         self.devices = DeviceService(self.store, now)
@@ -122,9 +121,7 @@ class Node:
         self.setpoints = SetPointService(
             self.store, now, on_append=self.checkpointers[SETPOINT_LOG].log_grew
         )
-        self.tokens = TokenSigner(
-            read_or_create_secret(secrets_dir / "token-key"), settings.token_ttl
-        )
+        self.tokens = TokenSigner(self.keys.secret("token-key"), settings.token_ttl)
         self.ingest = IngestService(
             self.store,
             log_id=settings.log_id,
@@ -161,7 +158,7 @@ class Node:
                 setpoints=self.setpoints,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
-            session_key=read_or_create_secret(secrets_dir / "session-key"),
+            session_key=self.keys.secret("session-key"),
             secure_cookies=settings.tls is not None,
             max_body_bytes=settings.max_body_bytes,
         )
@@ -252,7 +249,7 @@ class Node:
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run ingest, the broker (or the external subscriber) and the API until stopped."""
         settings = self.settings
-        self.chain = await asyncio.to_thread(open_chain, settings, self.keys)
+        self.chain = await asyncio.to_thread(open_chain, settings, self.keys, self.store)
         chain = self.chain.chain
         anchorers = [
             Anchorer(self.store, chain, log_id=log, interval=settings.anchor_interval)

@@ -1,9 +1,10 @@
 """Opening the node's chain: the embedded EVM (deploying on first start) or a JSON-RPC node.
 
-The deployment record (`chain/deployment.json`) pins which contracts this node's logs
-are anchored in. The embedded chain deploys them on its first start; for an outside
-node `bal chain deploy` does it once. A node never silently deploys a second set:
-proofs already handed out name the first.
+The deployment record (`chain/deployment` in the store, shared by the nodes) pins which
+contracts the logs are anchored in. The embedded chain deploys them on its first start;
+for an outside node `bal chain deploy` does it once. A node never silently deploys a
+second set: proofs already handed out name the first. A node that kept the record in
+its data directory (`chain/deployment.json`, before it moved) brings it to the store.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from platone_bal.adapters.web3_chain import (
 from platone_bal.config import Settings
 from platone_bal.domain.checkpoint import SignedCheckpoint
 from platone_bal.domain.proof import AnchorLookup
-from platone_bal.ports import ChainError
+from platone_bal.ports import ChainError, NodeStateStore
 
 
 @dataclass
@@ -51,17 +52,36 @@ class OpenChain:
         return lookup
 
 
+DEPLOYMENT = "chain/deployment"
+"""The deployment record's name in the store's node state."""
+
+
 def deployment_path(settings: Settings) -> Path:
-    """Where the node records its contracts' addresses."""
+    """Where a node kept its contracts' addresses before they moved to the store."""
     return settings.chain_dir / "deployment.json"
+
+
+def recorded_deployment(store: NodeStateStore, settings: Settings) -> Deployment | None:
+    """The contracts the logs are anchored in, if deployed."""
+    text = store.node_value(DEPLOYMENT)
+    if text is None:
+        legacy = Deployment.load(deployment_path(settings))
+        if legacy is None:
+            return None
+        text = store.put_node_value(DEPLOYMENT, legacy.to_json())
+    return Deployment.from_json(text)
+
+
+def record_deployment(store: NodeStateStore, deployment: Deployment) -> Deployment:
+    """Record `deployment` unless another node recorded one first; the one recorded."""
+    return Deployment.from_json(store.put_node_value(DEPLOYMENT, deployment.to_json()))
 
 
 def embedded_chain_path(settings: Settings) -> Path:
     return settings.chain_dir / "chain.sqlite3"
 
 
-def open_chain(settings: Settings, keys: NodeKeys) -> OpenChain:
-    path = deployment_path(settings)
+def open_chain(settings: Settings, keys: NodeKeys, store: NodeStateStore) -> OpenChain:
     admin, anchorer = keys["chain-admin"], keys["anchorer"]
     embedded: EmbeddedChain | None = None
     if settings.chain == "embedded":
@@ -71,25 +91,24 @@ def open_chain(settings: Settings, keys: NodeKeys) -> OpenChain:
             funded=[admin.address, anchorer.address],
         )
         w3 = Web3(embedded.provider)
-        deployment = Deployment.load(path)
+        deployment = recorded_deployment(store, settings)
         if deployment is None:
-            deployment = deploy_contracts(w3, admin.private_key, [anchorer.address])
-            deployment.save(path)
+            deployment = record_deployment(
+                store, deploy_contracts(w3, admin.private_key, [anchorer.address])
+            )
     else:
         assert settings.chain_url is not None
         w3 = http_web3(settings.chain_url)
-        deployment = Deployment.load(path)
+        deployment = recorded_deployment(store, settings)
         if deployment is None:
-            raise ChainError(
-                f"no contracts recorded in {path}: run `bal chain deploy` once for this node"
-            )
+            raise ChainError("no contracts recorded: run `bal chain deploy` once for this BAL")
     chain = Web3Chain(w3, deployment, anchorer.private_key)
     if embedded is not None:
         chain.check_connection()
         if not w3.eth.get_code(Web3.to_checksum_address(chain.registry_address)):
             embedded.close()
             raise ChainError(
-                f"{path} names contracts the embedded chain does not hold; "
-                "the chain database was replaced or lost"
+                "the recorded deployment names contracts the embedded chain does not hold;"
+                " the chain database was replaced or lost"
             )
     return OpenChain(chain, embedded)

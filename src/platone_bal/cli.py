@@ -18,7 +18,7 @@ from platone_bal.config import Settings
 from platone_bal.domain.users import Role
 
 if TYPE_CHECKING:
-    from platone_bal.ports import AnchorChain
+    from platone_bal.ports import AnchorChain, NodeStateStore
 
 app = typer.Typer(help="Platone Blockchain Access Layer", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users in the data directory's store.", no_args_is_help=True)
@@ -281,7 +281,7 @@ def audit(
     settings = _settings(config)
     log = log_id or settings.log_id
     store = open_store(settings)
-    chain, closer = _audit_chain(settings, rpc)
+    chain, closer = _audit_chain(settings, store, rpc)
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"auditing {log}", total=store.log_size(log))
@@ -311,15 +311,15 @@ def audit(
 
 
 def _audit_chain(
-    settings: Settings, rpc: str | None
+    settings: Settings, store: NodeStateStore, rpc: str | None
 ) -> tuple[AnchorChain | None, Callable[[], None]]:
     """The chain to check anchors on: --rpc, the configured node, or the embedded chain."""
     from web3 import Web3
 
-    from platone_bal.adapters.web3_chain import Deployment, Web3Chain, http_web3
-    from platone_bal.chain_setup import deployment_path, embedded_chain_path
+    from platone_bal.adapters.web3_chain import Web3Chain, http_web3
+    from platone_bal.chain_setup import embedded_chain_path, recorded_deployment
 
-    deployment = Deployment.load(deployment_path(settings))
+    deployment = recorded_deployment(store, settings)
     if deployment is None:
         return None, lambda: None
     if rpc is not None or settings.chain == "rpc":
@@ -343,31 +343,38 @@ def chain_deploy(
     """
     from platone_bal.adapters.node_keys import NodeKeys
     from platone_bal.adapters.wallets import Wallets
-    from platone_bal.adapters.web3_chain import Deployment, deploy_contracts, http_web3
+    from platone_bal.adapters.web3_chain import deploy_contracts, http_web3
     from platone_bal.app import keystore_passphrase
-    from platone_bal.chain_setup import deployment_path
+    from platone_bal.bootstrap import open_store
+    from platone_bal.chain_setup import record_deployment, recorded_deployment
     from platone_bal.ports import ChainError
 
     settings = _settings(config)
-    path = deployment_path(settings)
-    if Deployment.load(path) is not None:
-        console.print(f"[red]{path} exists: this node's contracts are already deployed[/red]")
-        raise typer.Exit(1)
-    keys = NodeKeys(settings.keys_dir, Wallets(keystore_passphrase(settings)))
+    store = open_store(settings)
     try:
-        deployment = deploy_contracts(
-            http_web3(rpc), keys["chain-admin"].private_key, [keys["anchorer"].address]
-        )
-    except ChainError as error:
-        console.print(
-            f"[red]deploy failed:[/red] {error}\n"
-            f"chain-admin {keys['chain-admin'].address} needs funds on that chain."
-        )
-        raise typer.Exit(1) from None
-    deployment.save(path)
+        if recorded_deployment(store, settings) is not None:
+            console.print("[red]the contracts are already deployed and recorded[/red]")
+            raise typer.Exit(1)
+        keys = NodeKeys(store, Wallets(keystore_passphrase(settings)), legacy_dir=settings.data_dir)
+        try:
+            deployed = deploy_contracts(
+                http_web3(rpc), keys["chain-admin"].private_key, [keys["anchorer"].address]
+            )
+        except ChainError as error:
+            console.print(
+                f"[red]deploy failed:[/red] {error}\n"
+                f"chain-admin {keys['chain-admin'].address} needs funds on that chain."
+            )
+            raise typer.Exit(1) from None
+        deployment = record_deployment(store, deployed)
+    finally:
+        store.close()
+    if deployment != deployed:
+        console.print("[red]another node recorded its deployment first; this one is unused[/red]")
+        raise typer.Exit(1)
     for name, address in deployment.contracts.items():
         console.print(f"{name:<22} {address}")
-    console.print(f"chain {deployment.chain_id}; recorded in {path}")
+    console.print(f"chain {deployment.chain_id}; recorded in the store")
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from platone_bal.adapters.node_keys import NodeKeys
 from platone_bal.adapters.wallets import Wallets
 from tests.conftest import free_port
 from tests.integration.nodes import wait_for
@@ -59,6 +58,22 @@ class Ganache:
             self.process = None
 
 
+def node_key_files(data_dir: Path) -> dict[str, bytes]:
+    """The chain keys of the node of `data_dir` by name, as keystore files under
+    PASSPHRASE in `data_dir/keys` (made here when missing): a node from before the keys
+    moved to the store kept them so, and brings them into its store at its start."""
+    wallets = Wallets(PASSPHRASE)
+    keys_dir = data_dir / "keys"
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for name in ("chain-admin", "anchorer"):
+        path = keys_dir / f"{name}.json"
+        if not path.exists():
+            path.write_text(wallets.create()[1])
+        found[name] = wallets.private_key(path.read_text())
+    return found
+
+
 def funded_ganache(tmp_path: Path, data_dir: Path) -> Ganache:
     """A started ganache whose accounts are the node keys of `data_dir` (made here,
     under PASSPHRASE), funded; missing ganache fails under BAL_REQUIRE_INTEGRATION."""
@@ -66,12 +81,8 @@ def funded_ganache(tmp_path: Path, data_dir: Path) -> Ganache:
         if os.environ.get("BAL_REQUIRE_INTEGRATION"):
             pytest.fail("node_modules/.bin/ganache is required; run `npm ci`")
         pytest.skip("ganache not installed (npm ci); BAL_REQUIRE_INTEGRATION=1 makes this fail")
-    keys = NodeKeys(data_dir / "keys", Wallets(PASSPHRASE))
-    node = Ganache(
-        tmp_path / "ganache-db",
-        free_port(),
-        [keys["chain-admin"].private_key, keys["anchorer"].private_key],
-    )
+    keys = node_key_files(data_dir)
+    node = Ganache(tmp_path / "ganache-db", free_port(), [keys["chain-admin"], keys["anchorer"]])
     node.start()
     return node
 

@@ -20,8 +20,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
-from platone_bal.adapters.node_keys import NodeKeys
-from platone_bal.adapters.wallets import Wallets
 from platone_bal.adapters.web3_chain import Transactor, contract
 from platone_bal.cli import app
 from platone_bal.codecs import decode
@@ -30,7 +28,7 @@ from platone_bal.domain.leaf import leaf_bytes
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.simulate import connect, pmu_payload, signed_envelope
 from tests.conftest import SAMPLE_PMU
-from tests.integration.ganache import PASSPHRASE, Ganache
+from tests.integration.ganache import PASSPHRASE, Ganache, node_key_files
 from tests.integration.nodes import ADMIN_PASSWORD, NodeThread, wait_for
 from tests.integration.stores import store_env
 
@@ -231,7 +229,7 @@ def test_keys_changed_on_an_outside_node_by_another_tool_and_by_the_node_count_w
             assert node.node.chain is not None
             address = node.node.chain.chain.deployment.contracts["DeviceRegistry"]
             registry = contract(w3, "DeviceRegistry", address)
-            admin_key = NodeKeys(data_dir / "keys", Wallets(PASSPHRASE))["chain-admin"].private_key
+            admin_key = node_key_files(data_dir)["chain-admin"]
             dso = Transactor(w3, admin_key)
             owner = Account.create().address
             dso.send(

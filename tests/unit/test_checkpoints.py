@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ import rfc8785
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from platone_bal.adapters.node_keys import NodeKeys
+from platone_bal.adapters.node_keys import NodeKeys, PassphraseMismatch
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.domain.checkpoint import (
@@ -108,24 +106,49 @@ def test_log_key_is_keccak256_of_the_utf8_name() -> None:
     )
 
 
-def test_node_keys_are_encrypted_0600_and_survive_reopening(tmp_path: Path) -> None:
-    keys_dir = tmp_path / "keys"
-    first = NodeKeys(keys_dir, Wallets("p" * 64))
-    addresses = {name: first[name].address for name in ("log-signer", "anchorer", "chain-admin")}
+NAMES = ("log-signer", "anchorer", "chain-admin")
+
+
+def test_node_keys_are_encrypted_in_the_store_and_shared_by_its_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "scd.sqlite3"
+    store = SqliteStore(path)
+    first = NodeKeys(store, Wallets("p" * 64))
+    addresses = {name: first[name].address for name in NAMES}
     assert len(set(addresses.values())) == 3
     for name in addresses:
-        path = keys_dir / f"{name}.json"
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        assert "crypto" in json.loads(path.read_text())
-        assert first[name].private_key.hex() not in path.read_text()
-    assert stat.S_IMODE(os.stat(keys_dir).st_mode) == 0o700
-    again = NodeKeys(keys_dir, Wallets("p" * 64))
+        keystore = store.node_value(f"keystore/{name}")
+        assert keystore is not None and "crypto" in json.loads(keystore)
+        assert first[name].private_key.hex() not in keystore
+    token_key = first.secret("token-key")
+    assert len(bytes.fromhex(token_key)) == 32 and token_key != first.secret("session-key")
+    assert token_key not in str(store.node_value("keystore/token-key"))
+    again = NodeKeys(SqliteStore(path), Wallets("p" * 64))  # another node, or a restart
     assert {name: again[name].address for name in addresses} == addresses
+    assert again.secret("token-key") == token_key
     assert "private" not in repr(again["anchorer"]) and again["anchorer"].private_key.hex() not in (
         repr(again["anchorer"])
     )
-    with pytest.raises(ValueError):
-        NodeKeys(keys_dir, Wallets("wrong" * 13))["log-signer"]
+    with pytest.raises(PassphraseMismatch, match="BAL_KEY_PASSPHRASE"):
+        NodeKeys(store, Wallets("wrong" * 13))["log-signer"]
+
+
+def test_keys_and_secrets_an_older_node_kept_in_files_move_into_the_store(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    wallets = Wallets("p" * 64)
+    (data / "keys").mkdir(parents=True)
+    (data / "secrets").mkdir()
+    address, keystore = wallets.create()
+    (data / "keys" / "log-signer.json").write_text(keystore)
+    (data / "secrets" / "token-key").write_text("ab" * 32 + "\n")
+    store = SqliteStore(tmp_path / "scd.sqlite3")
+    keys = NodeKeys(store, wallets, legacy_dir=data)
+    assert keys["log-signer"].address == address
+    assert keys.secret("token-key") == "ab" * 32  # tokens it issued stay valid
+    assert store.node_value("keystore/log-signer") == keystore
+    # the store decides from now on: another node without the files gets the same keys
+    assert NodeKeys(store, wallets)["log-signer"].address == address
 
 
 def test_checkpointer_signs_the_new_size_once(store: SqliteStore, producer: User) -> None:

@@ -156,3 +156,12 @@ def test_mutated_payloads_are_decoded_or_refused_with_a_reason(
     print(f"fuzz outcomes: {dict(outcomes)}; slowest {slowest[0] * 1000:.1f} ms")
     assert slowest[0] < SLOWEST_ALLOWED, f"{slowest[0]:.1f} s for {slowest[1][:200]!r}"
     assert outcomes["decoded"] > 0 and outcomes["refused"] > 0  # both paths were exercised
+
+
+def test_a_reading_type_with_a_huge_field_is_no_code() -> None:
+    """Found by the fuzzer (seed 579577031): 8,651 digits made int() raise ValueError."""
+    from platone_bal.codecs.reading_type import decode_reading_type
+
+    assert decode_reading_type(".".join(["0"] * 17 + ["9" * 8651])) is None
+    assert decode_reading_type(".".join(["0"] * 17 + ["\u0661"])) is None  # a non-ASCII digit
+    assert decode_reading_type(".".join(["0"] * 18)) is not None

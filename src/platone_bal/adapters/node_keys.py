@@ -1,19 +1,22 @@
-"""The node's own Ethereum keys, each in an encrypted keystore file in the data directory.
+"""The node's Ethereum keys and shared secrets, each an encrypted keystore in the store.
 
 - `log-signer` signs checkpoints (EIP-191); verifiers pin its address.
 - `anchorer` sends `CertificationRegistry.anchor` transactions.
 - `chain-admin` deploys the contracts and grants roles (the DSO's account).
+- `token-key` signs bearer tokens, `session-key` the dashboard's session cookies.
 
-Keeping them apart means a leaked anchorer key cannot forge checkpoints, and the admin
-key is used only for rare, deliberate changes. Keystores use the node's keystore
-passphrase (a setting, or a generated 0600 secret file), so they survive restarts and
-are useless without it.
+Keeping the keys apart means a leaked anchorer key cannot forge checkpoints, and the
+admin key is used only for rare, deliberate changes. All of them live in the store
+(`node_state`, as Web3 Secret Storage keystores under the keystore passphrase), not in
+the data directory: every node of one BAL signs with the same keys and honours the same
+tokens, and a node needs no volume (ARCHITECTURE §8). The first node to need one makes
+it; a node that started before keys moved to the store brings its files (`keys/*.json`,
+`secrets/token-key`, `secrets/session-key`) along at its next start.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,8 +24,14 @@ from typing import Literal
 from eth_account import Account
 
 from platone_bal.adapters.wallets import Wallets
+from platone_bal.ports import NodeStateStore
 
 KeyName = Literal["log-signer", "anchorer", "chain-admin"]
+SecretName = Literal["token-key", "session-key"]
+
+
+class PassphraseMismatch(ValueError):
+    """A keystore in the store does not open with this node's passphrase."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,34 +45,62 @@ class NodeKey:
 
 
 class NodeKeys:
-    """Loads the node's keys from `keys_dir`, creating any that are missing."""
+    """Loads the node's keys and secrets from the store, making any that are missing."""
 
-    def __init__(self, keys_dir: Path, wallets: Wallets) -> None:
-        self._dir = keys_dir
+    def __init__(
+        self, store: NodeStateStore, wallets: Wallets, legacy_dir: Path | None = None
+    ) -> None:
+        """`legacy_dir`: the data directory whose files an older node kept them in."""
+        self._store = store
         self._wallets = wallets
-        self._cache: dict[KeyName, NodeKey] = {}
+        self._legacy = legacy_dir
+        self._keys: dict[KeyName, NodeKey] = {}
+        self._secrets: dict[SecretName, str] = {}
 
     def __getitem__(self, name: KeyName) -> NodeKey:
-        if name not in self._cache:
-            self._cache[name] = self._load_or_create(name)
-        return self._cache[name]
+        if name not in self._keys:
+            private_key = self._private_key(name, self._legacy_key(name))
+            address = str(Account.from_key(private_key).address)
+            self._keys[name] = NodeKey(name, address, private_key)
+        return self._keys[name]
 
-    def _load_or_create(self, name: KeyName) -> NodeKey:
-        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._dir / f"{name}.json"
-        if not path.exists():
-            _, keystore = self._wallets.create()
-            temporary = path.with_suffix(".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(keystore)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)  # a crash leaves either no key or a whole one
-        keystore_text = path.read_text()
-        private_key = self._wallets.private_key(keystore_text)
-        address = str(Account.from_key(private_key).address)
-        stated = json.loads(keystore_text).get("address")
-        if stated and stated.lower() != address[2:].lower():
-            raise ValueError(f"keystore {path} does not hold the key of its stated address")
-        return NodeKey(name, address, private_key)
+    def secret(self, name: SecretName) -> str:
+        """A 256-bit secret shared by the nodes, in hex."""
+        if name not in self._secrets:
+            self._secrets[name] = self._private_key(name, self._legacy_secret(name)).hex()
+        return self._secrets[name]
+
+    def _private_key(self, name: str, legacy: str | None) -> bytes:
+        stored_name = f"keystore/{name}"
+        keystore = self._store.node_value(stored_name)
+        if keystore is None:
+            keystore = self._store.put_node_value(
+                stored_name, legacy if legacy is not None else self._wallets.create()[1]
+            )
+        try:
+            private_key = self._wallets.private_key(keystore)
+        except ValueError as error:
+            raise PassphraseMismatch(
+                f"the stored keystore {name!r} does not open with this node's passphrase:"
+                " every node of one BAL needs the same BAL_KEY_PASSPHRASE"
+            ) from error
+        stated = json.loads(keystore).get("address")
+        if stated and stated.lower() != str(Account.from_key(private_key).address)[2:].lower():
+            raise ValueError(f"keystore {name!r} does not hold the key of its stated address")
+        return private_key
+
+    def _legacy_key(self, name: KeyName) -> str | None:
+        path = self._legacy / "keys" / f"{name}.json" if self._legacy else None
+        return path.read_text() if path is not None and path.exists() else None
+
+    def _legacy_secret(self, name: SecretName) -> str | None:
+        """An older node's secret file, as a keystore of the same 32 bytes (a hex
+        secret is a valid private key but with negligible chance)."""
+        path = self._legacy / "secrets" / name if self._legacy else None
+        if path is None or not path.exists():
+            return None
+        try:
+            value = bytes.fromhex(path.read_text().strip())
+            return self._wallets.encrypt(value)
+        except ValueError:
+            return None

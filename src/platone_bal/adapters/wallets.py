@@ -31,6 +31,13 @@ class Wallets:
         )
         return str(account.address), json.dumps(keystore)
 
+    def encrypt(self, private_key: bytes) -> str:
+        """The keystore JSON of an existing key (ValueError if not a valid key)."""
+        keystore = Account.encrypt(
+            private_key, self._passphrase, kdf="scrypt", iterations=_SCRYPT_N
+        )
+        return json.dumps(keystore)
+
     def private_key(self, keystore: str) -> bytes:
         return bytes(Account.decrypt(json.loads(keystore), self._passphrase))
 

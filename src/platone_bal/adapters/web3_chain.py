@@ -47,18 +47,23 @@ class Deployment:
     block: int
     """Block of the first deployment transaction: event scans start here."""
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        document = json.loads(text)
+        return cls(int(document["chain_id"]), dict(document["contracts"]), int(document["block"]))
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        temporary.write_text(self.to_json())
         os.replace(temporary, path)
 
     @classmethod
     def load(cls, path: Path) -> Deployment | None:
-        if not path.exists():
-            return None
-        document = json.loads(path.read_text())
-        return cls(int(document["chain_id"]), dict(document["contracts"]), int(document["block"]))
+        return cls.from_json(path.read_text()) if path.exists() else None
 
 
 def http_web3(url: str, timeout: float = 10.0) -> Web3:

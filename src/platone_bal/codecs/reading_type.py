@@ -30,10 +30,20 @@ class ReadingTypeInfo:
     phase: str | None
 
 
+MAX_FIELD_DIGITS = 9
+"""Every field of the code is a small enumeration; a longer number is no code (and past
+4,300 digits `int()` itself refuses it: a fuzzed payload found that)."""
+
+
+def _field(part: str) -> bool:
+    digits = part.removeprefix("-")
+    return digits.isascii() and digits.isdigit() and len(digits) <= MAX_FIELD_DIGITS
+
+
 def decode_reading_type(code: str) -> ReadingTypeInfo | None:
     """What an 18-field code says, or None when the code is not well formed."""
     parts = code.strip().split(".")
-    if len(parts) != FIELD_COUNT or not all(part.lstrip("-").isdigit() for part in parts):
+    if len(parts) != FIELD_COUNT or not all(_field(part) for part in parts):
         return None
     fields = [int(part) for part in parts]
     unit = UNITS.get(fields[_UNIT])

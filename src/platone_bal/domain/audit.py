@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from platone_bal.domain.leaf import leaf_bytes
-from platone_bal.domain.readings import format_time
+from platone_bal.domain.readings import format_time, parse_time
 
 AUDIT_LOG = "bal-audit"
 
@@ -31,6 +31,19 @@ class AuditEntry:
     """The route or topic and its parameters, never a credential."""
     count: int
     """Readings returned or concerned."""
+
+    @classmethod
+    def of_leaf(cls, leaf: dict[str, Any]) -> AuditEntry:
+        """The entry a leaf of `leaf()` holds."""
+        return cls(
+            parse_time(leaf["time"]),
+            leaf["who"],
+            leaf["channel"],
+            leaf["action"],
+            tuple(leaf["producers"]),
+            leaf["query"],
+            leaf["count"],
+        )
 
     def leaf(self) -> dict[str, Any]:
         return {

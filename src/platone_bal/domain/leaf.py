@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import rfc8785
 
-from platone_bal.domain.readings import Reading, format_time
+from platone_bal.domain.readings import Reading, format_time, parse_time
 
 LEAF_VERSION = 1
 
@@ -63,6 +63,19 @@ def leaf_object(
         },
         "salt": salt,
     }
+
+
+def reading_of_leaf(leaf: dict[str, Any]) -> Reading:
+    """The reading a leaf of `leaf_object` holds (what the sequencer rebuilds from a
+    queued leaf: the leaf, not the decoded message, is what was accepted)."""
+    return Reading(
+        device=leaf["device"],
+        time=parse_time(leaf["time"]),
+        measurand=leaf["measurand"],
+        value=leaf["value"],
+        unit=leaf["unit"],
+        attrs=leaf["attrs"],
+    )
 
 
 def leaf_bytes(leaf: dict[str, Any]) -> bytes:

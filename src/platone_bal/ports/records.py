@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from platone_bal.domain.audit import AuditEntry
@@ -141,6 +142,38 @@ class AccessRow:
     leaf: bytes
 
 
+class LeafKind(StrEnum):
+    """What a queued leaf becomes once sequenced."""
+
+    READING = "reading"
+    """A reading of bal-main (or the node's log); `ref` is its message's id."""
+    ANSWER = "answer"
+    """A Light Node's answer in bal-setpoints; `ref` is the set point's id."""
+    ACCESS = "access"
+    """An access entry of bal-audit; no `ref`."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLeaf:
+    """A leaf a node that does not sequence wrote down for the one that does: durable
+    (acknowledged) before it has an index. `id` orders the queue (0 before insertion)."""
+
+    log: str
+    kind: LeafKind
+    ref: int | None
+    leaf: bytes
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a leader's write holds, checked inside that write's transaction."""
+
+    lease: str
+    holder: str
+    token: int
+
+
 class UserExists(ValueError):
     """The username or wallet is taken."""
 
@@ -153,6 +186,11 @@ them): a larger one names no row."""
 class StoreUnavailable(RuntimeError):
     """The store cannot be used right now (locked, an I/O error, a full disk): a fault of
     the store, not of the data, so the caller retries later instead of rejecting."""
+
+
+class LeaseLost(StoreUnavailable):
+    """A leader's write refused: its lease expired or another node holds it now. Not a
+    fault of the data: the write is retried by whoever leads next."""
 
 
 @dataclass(frozen=True, slots=True)

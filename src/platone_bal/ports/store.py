@@ -24,6 +24,7 @@ from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports.raw_store import RawStore
 from platone_bal.ports.records import (
     AccessRow,
+    QueuedLeaf,
     ReadingQuery,
     ReadingRow,
     RejectionQuery,
@@ -182,6 +183,10 @@ class LogStore(Protocol):
 
     def log_size(self, log: str) -> int: ...
 
+    def queued_leaves(self) -> int:
+        """Leaves queued for the sequencer, of every log (how far it is behind)."""
+        ...
+
     def nodes(self, log: str) -> BatchNodeReader:
         """Stored perfect-subtree hashes of a log, for roots and proofs; its
         `nodes_at(keys)` reads many in one round trip."""
@@ -304,6 +309,20 @@ class Transaction(TreeWriter, Protocol):
 
     def add_access_entries(self, rows: Sequence[AccessRow]) -> None: ...
 
+    def queue_leaves(self, leaves: Sequence[QueuedLeaf]) -> None:
+        """Write leaves down for the sequencer, in order."""
+        ...
+
+    def take_queued(self, limit: int) -> list[QueuedLeaf]:
+        """Up to `limit` queued leaves, oldest first, out of the queue when this
+        transaction commits (the sequencer gives them their indices in it)."""
+        ...
+
+    def check_lease(self, name: str, holder: str, token: int) -> None:
+        """Raise `LeaseLost` unless `holder` holds lease `name` with fencing `token`
+        now; the lease then cannot change hands before this transaction ends."""
+        ...
+
     def add_setpoint(self, index: int, leaf: dict[str, Any], leaf_bytes: bytes) -> int:
         """A set point logged at `index` of bal-setpoints (status issued); its id."""
         ...
@@ -350,6 +369,40 @@ class SetPointStore(Protocol):
         ...
 
 
+class NodeStateStore(Protocol):
+    """What the nodes of one BAL must agree on, kept where they all find it (§8: nodes
+    share no directory): the encrypted keystores of the log's and the chain's keys and
+    of the token and session secrets, the contracts' addresses."""
+
+    def node_value(self, name: str) -> str | None: ...
+
+    def put_node_value(self, name: str, value: str) -> str:
+        """Keep `value` under `name` unless another node put one there first; the value
+        kept, so two nodes starting at once end up with the same one."""
+        ...
+
+
+class LeaseStore(Protocol):
+    """Leases that make one node at a time the leader of a job (the sequencer, the
+    checkpointers, ...), timed by the database's clock, never the nodes' clocks.
+
+    Each change of holder raises the lease's fencing token; a write that must come from
+    the leader checks its token in its own transaction (`Transaction.check_lease`), so a
+    node that lost the lease while stalled can never write after the next leader began.
+    """
+
+    def take_lease(self, name: str, holder: str, seconds: float) -> int | None:
+        """Hold lease `name` for `seconds` from now: renewed if `holder` holds it, taken
+        if it is free or has expired (its token then grows by one). The token held, or
+        None while another holder's lease runs."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Let lease `name` go at once if `holder` holds it (a clean stop): the next
+        node need not wait for it to expire."""
+        ...
+
+
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction that commits when the block ends and rolls back if it raises."""
@@ -368,6 +421,8 @@ class Store(
     PositionStore,
     RawStore,
     SetPointStore,
+    NodeStateStore,
+    LeaseStore,
     UnitOfWork,
     Protocol,
 ):

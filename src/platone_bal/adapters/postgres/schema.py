@@ -276,7 +276,33 @@ CREATE INDEX setpoints_by_status ON setpoints (status, idx);
 """
 """The log bal-setpoints: every leaf by index, and each set point's state (§8)."""
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2_SETPOINTS))
+_V3_NODE_STATE = """
+CREATE TABLE node_state (
+    name  text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE leases (
+    name    text COLLATE "C" PRIMARY KEY,
+    holder  text NOT NULL,
+    token   bigint NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE TABLE log_queue (
+    id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    log  text NOT NULL,
+    kind text NOT NULL,
+    ref  bigint,
+    leaf bytea NOT NULL
+);
+"""
+"""What the nodes share (keystores, the contracts' addresses), their leases, and the
+leaves queued for the sequencer by the nodes that do not sequence (§8)."""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, _V2_SETPOINTS),
+    (3, _V3_NODE_STATE),
+)
 """(version, SQL) in the order they apply; append only."""
 
 

@@ -24,6 +24,7 @@ from platone_bal.adapters.postgres.base import Connection, unavailable
 from platone_bal.adapters.postgres.devices import DeviceTables
 from platone_bal.adapters.postgres.grants import GrantTables
 from platone_bal.adapters.postgres.logs import LogTables
+from platone_bal.adapters.postgres.node_state import NodeStateTables
 from platone_bal.adapters.postgres.partitions import PARTITIONED, KnownDays, ensure_days
 from platone_bal.adapters.postgres.raw import RawTables
 from platone_bal.adapters.postgres.readings import ReadingTables
@@ -32,6 +33,10 @@ from platone_bal.adapters.postgres.setpoints import SetPointTables
 from platone_bal.adapters.postgres.transaction import PgTransaction
 from platone_bal.adapters.postgres.users import UserTables
 from platone_bal.ports import Store
+
+IDLE_IN_TRANSACTION = "10s"
+"""A node stalled inside a transaction (stopped, swapped out, cut off) loses its session
+after this, and with it the locks a new leader waits for (see `node_state`)."""
 
 WORK_MEM_BYTES = 32 << 20
 """The least `work_mem` of the node's sessions (see `_configure`)."""
@@ -48,8 +53,11 @@ def _configure(conn: Connection) -> None:
     A page of readings is sorted by id after its index found it by time: a device-day
     (8,640 rows, about 3 MB) spilled to disk at the default 4 MB `work_mem`, so the
     node's sessions use at least WORK_MEM (a server set higher keeps its own).
+
+    A session idle inside a transaction for IDLE_IN_TRANSACTION is ended by the server.
     """
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
     row = conn.execute(
         "SELECT setting::bigint * 1024 < %s FROM pg_settings WHERE name = 'work_mem'",
         (WORK_MEM_BYTES,),
@@ -71,6 +79,7 @@ class PostgresStore(
     AccessTables,
     RawTables,
     SetPointTables,
+    NodeStateTables,
 ):
     """Store port on one PostgreSQL database (`url`: postgresql://USER:PASSWORD@HOST/DB)."""
 

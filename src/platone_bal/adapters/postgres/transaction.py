@@ -27,6 +27,7 @@ from platone_bal.adapters.postgres.base import (
     utc,
 )
 from platone_bal.adapters.postgres.logs import fetch_nodes
+from platone_bal.adapters.postgres.node_state import check_lease, queue_leaves, take_queued
 from platone_bal.adapters.postgres.partitions import KnownDays, ensure_days
 from platone_bal.adapters.setpoint_rows import (
     NEW_SETPOINT_COLUMNS,
@@ -43,7 +44,7 @@ from platone_bal.adapters.store_rows import (
 )
 from platone_bal.domain.merkle import Node
 from platone_bal.domain.messages import MessageRecord, Outcome
-from platone_bal.ports import AccessRow, NodeKey, ReadingRow
+from platone_bal.ports import AccessRow, NodeKey, QueuedLeaf, ReadingRow
 
 _MESSAGE_COPY = f"COPY messages (id, received_at, {MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _MESSAGE_TYPES = (
@@ -71,6 +72,15 @@ class PgTransaction:
         """Day partitions this transaction saw or made: known to the process on commit."""
         self._messages: dict[int, tuple[datetime, str]] = {}
         """id -> (received_at, digest) of the messages written or looked up here."""
+
+    def check_lease(self, name: str, holder: str, token: int) -> None:
+        check_lease(self._conn, name, holder, token)
+
+    def queue_leaves(self, leaves: Sequence[QueuedLeaf]) -> None:
+        queue_leaves(self._conn, leaves)
+
+    def take_queued(self, limit: int) -> list[QueuedLeaf]:
+        return take_queued(self._conn, limit)
 
     # the log's tree
 

@@ -288,10 +288,38 @@ def _setpoints(db: sqlite3.Connection) -> None:
     )
 
 
+def _node_state(db: sqlite3.Connection) -> None:
+    """What the nodes share (keystores, the contracts' addresses), their leases, and
+    the leaves queued for the sequencer by the nodes that do not sequence."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE node_state (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE leases (
+            name    TEXT PRIMARY KEY,
+            holder  TEXT NOT NULL,
+            token   INTEGER NOT NULL,
+            expires REAL NOT NULL
+        );
+        CREATE TABLE log_queue (
+            id   INTEGER PRIMARY KEY AUTOINCREMENT,
+            log  TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ref  INTEGER,
+            leaf BLOB NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _base,
     _heads_and_indices,
     _setpoints,
+    _node_state,
 )
 """Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped."""
 

@@ -11,6 +11,7 @@ from platone_bal.adapters.sqlite.access_log import SqliteAccessLog
 from platone_bal.adapters.sqlite.connection import operational_errors_as_unavailable
 from platone_bal.adapters.sqlite.grants import SqliteDevices, SqliteGrants
 from platone_bal.adapters.sqlite.logs import SqliteLogs
+from platone_bal.adapters.sqlite.node_state import SqliteNodeState
 from platone_bal.adapters.sqlite.raw import SqliteRaw
 from platone_bal.adapters.sqlite.readings import SqliteReadings
 from platone_bal.adapters.sqlite.schema import migrate
@@ -30,6 +31,7 @@ class SqliteStore(
     SqliteAccessLog,
     SqliteRaw,
     SqliteSetPoints,
+    SqliteNodeState,
 ):
     """Every store port on one SQLite file; the schema migrated at open."""
 

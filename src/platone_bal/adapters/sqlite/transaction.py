@@ -13,6 +13,7 @@ from platone_bal.adapters.setpoint_rows import (
     new_setpoint_values,
 )
 from platone_bal.adapters.sqlite.logs import log_head, nodes_at
+from platone_bal.adapters.sqlite.node_state import check_lease, queue_leaves, take_queued
 from platone_bal.adapters.store_rows import (
     ACCESS_ENTRY_COLUMNS,
     MESSAGE_COLUMNS,
@@ -23,7 +24,7 @@ from platone_bal.adapters.store_rows import (
 )
 from platone_bal.domain.merkle import Node
 from platone_bal.domain.messages import MessageRecord
-from platone_bal.ports import AccessRow, NodeKey, ReadingRow
+from platone_bal.ports import AccessRow, NodeKey, QueuedLeaf, ReadingRow
 
 
 class SqliteTransaction:
@@ -35,6 +36,15 @@ class SqliteTransaction:
 
     def lock_log(self, log: str) -> int:
         return log_head(self._db, log)
+
+    def check_lease(self, name: str, holder: str, token: int) -> None:
+        check_lease(self._db, name, holder, token)
+
+    def queue_leaves(self, leaves: Sequence[QueuedLeaf]) -> None:
+        queue_leaves(self._db, leaves)
+
+    def take_queued(self, limit: int) -> list[QueuedLeaf]:
+        return take_queued(self._db, limit)
 
     def nodes_at(self, log: str, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         return nodes_at(self._db, log, keys)

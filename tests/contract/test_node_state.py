@@ -1,0 +1,88 @@
+"""What the nodes share (first value kept) and their leases (one holder, fenced), on
+every backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from platone_bal.ports import LeaseLost, Store
+
+LEASE = "sequencer"
+
+
+def test_the_first_value_put_is_kept_and_seen_by_every_node(
+    open_store: Callable[[], Store],
+) -> None:
+    first, second = open_store(), open_store()
+    assert first.node_value("keystore/log-signer") is None
+    assert first.put_node_value("keystore/log-signer", "one") == "one"
+    assert second.put_node_value("keystore/log-signer", "two") == "one"
+    assert second.node_value("keystore/log-signer") == "one"
+    assert second.node_value("keystore/anchorer") is None
+
+
+def test_one_holder_at_a_time_and_a_new_token_for_each_new_holder(store: Store) -> None:
+    assert store.take_lease(LEASE, "node-a", 30) == 1
+    assert store.take_lease(LEASE, "node-b", 30) is None
+    assert store.take_lease(LEASE, "node-a", 30) == 1  # renewed: the same term
+    assert store.take_lease("checkpointer", "node-b", 30) == 1  # leases are independent
+    store.release_lease(LEASE, "node-b")  # not its lease: nothing happens
+    assert store.take_lease(LEASE, "node-b", 30) is None
+    store.release_lease(LEASE, "node-a")
+    assert store.take_lease(LEASE, "node-b", 30) == 2
+    assert store.take_lease(LEASE, "node-a", 30) is None
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_can_no_longer_write(
+    store: Store,
+) -> None:
+    assert store.take_lease(LEASE, "node-a", 0.2) == 1
+    with store.transaction() as tx:
+        tx.check_lease(LEASE, "node-a", 1)
+    time.sleep(0.3)
+    with pytest.raises(LeaseLost), store.transaction() as tx:  # expired, not yet taken
+        tx.check_lease(LEASE, "node-a", 1)
+    assert store.take_lease(LEASE, "node-b", 30) == 2
+    with pytest.raises(LeaseLost), store.transaction() as tx:
+        tx.check_lease(LEASE, "node-a", 1)
+    with pytest.raises(LeaseLost), store.transaction() as tx:
+        tx.check_lease(LEASE, "node-a", 2)  # the token alone does not make a leader
+    with store.transaction() as tx:
+        tx.check_lease(LEASE, "node-b", 2)
+    assert store.take_lease(LEASE, "node-a", 30) is None
+    store.release_lease(LEASE, "node-b")
+    assert store.take_lease(LEASE, "node-a", 30) == 3  # back again: a new term
+
+
+def test_a_lease_does_not_change_hands_during_its_holders_fenced_write(
+    open_store: Callable[[], Store],
+) -> None:
+    """The holder checked its lease in a transaction, then stalled past the expiry: the
+    next node takes over only after that transaction ended, never during it."""
+    leader, other = open_store(), open_store()
+    assert leader.take_lease(LEASE, "node-a", 0.3) == 1
+    checked = threading.Event()
+    ended_at: list[float] = []
+
+    def stalled_leader() -> None:
+        with leader.transaction() as tx:
+            tx.check_lease(LEASE, "node-a", 1)
+            checked.set()
+            time.sleep(1.5)  # well past the lease's 0.3 s and the takeover's lock wait
+            ended_at.append(time.monotonic())
+
+    thread = threading.Thread(target=stalled_leader)
+    thread.start()
+    assert checked.wait(10)
+    time.sleep(0.4)  # the lease has expired by the database's clock
+    token = None
+    while token is None:
+        token = other.take_lease(LEASE, "node-b", 30)
+    taken_at = time.monotonic()
+    thread.join()
+    assert token == 2
+    assert ended_at and taken_at > ended_at[0]
