@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -53,7 +54,10 @@ from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.key_admin import KeyAdmin
-from platone_bal.services.periodic import PeriodicWorker
+from platone_bal.services.leader_duties import Duty, LeaderDuties
+from platone_bal.services.leadership import Leadership
+from platone_bal.services.recorder import Recorder
+from platone_bal.services.sequencer import Sequencer
 from platone_bal.services.setpoint_delivery import SetPointDelivery
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
@@ -98,6 +102,11 @@ class Node:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.data_dir.chmod(0o700)
         self.store = store if store is not None else open_store(settings)
+        self.name = settings.node_name or (
+            f"{socket.gethostname()}-{read_or_create_secret(settings.secrets_dir / 'node-id', 4)}"
+        )
+        """This node among the BAL's nodes: its lease holder name and, with shared
+        ingest, its broker session."""
         self.wallets = Wallets(keystore_passphrase(settings))
         self.keys = NodeKeys(self.store, self.wallets, legacy_dir=settings.data_dir)
         self.users = UserService(self.store, self.wallets)
@@ -162,6 +171,8 @@ class Node:
             secure_cookies=settings.tls is not None,
             max_body_bytes=settings.max_body_bytes,
         )
+        self.leadership: Leadership | None = None
+        self.leader_duties: LeaderDuties | None = None
         self._server: HttpServer | None = None
         self._rpc_server: HttpServer | None = None
         self._stop_requested = threading.Event()
@@ -193,12 +204,15 @@ class Node:
             )
             return mosquitto, login
         assert settings.mqtt_username and settings.mqtt_password
+        client_id = settings.mqtt_client_id
+        if settings.mqtt_shared_group:  # a session per node
+            client_id = f"{client_id}-{self.name}"
         login = BrokerLogin(
             settings.mqtt_url,
             settings.mqtt_username,
             settings.mqtt_password.get_secret_value(),
             settings.mqtt_ca_file,
-            settings.mqtt_client_id,
+            client_id,
         )
         return None, login
 
@@ -267,14 +281,10 @@ class Node:
         decisions = DecisionRecorder(
             self.store, Web3GrantLedger(chain.w3, chain.deployment, recorder_key), self.wallets
         )
-        workers: list[Checkpointer | Anchorer] = [*self.checkpointers.values(), *anchorers]
-        for worker in workers:
-            worker.start()
-        decisions.start()
         self.ingest.start()
         subscriber: MqttSubscriber | None = None
         publisher: MqttPublisher | None = None
-        outgoing: list[PeriodicWorker] = []
+        leadership: Leadership | None = None
         login = self.broker_login
         try:
             if self.mosquitto is not None:
@@ -283,18 +293,6 @@ class Node:
                 self.dynsec.start()
                 await asyncio.to_thread(self.broker_sync.first_sync, 30.0)
                 self.broker_sync.start()
-            subscriber = MqttSubscriber(
-                login.url,
-                login.username,
-                login.password,
-                client_id=login.client_id,
-                ingest=self.ingest,
-                ca_file=login.ca_file,
-            )
-            await asyncio.to_thread(subscriber.start)
-            if self.journal_replay is not None:
-                self.journal_replay.start()
-                self.journal_replay.wake()
             publisher = MqttPublisher(
                 login.url,
                 login.username,
@@ -303,13 +301,29 @@ class Node:
                 ca_file=login.ca_file,
             )
             publisher.start()
-            # readings on certified/ and granted/, set points on setpoints/
-            outgoing = [
-                Egress(self.store, publisher, log_id=settings.log_id),
-                SetPointDelivery(self.store, publisher),
-            ]
-            for sender in outgoing:
-                sender.start()
+            leadership = self._leadership(
+                # readings on certified/ and granted/, set points on setpoints/
+                [
+                    *anchorers,
+                    decisions,
+                    Egress(self.store, publisher, log_id=settings.log_id),
+                    SetPointDelivery(self.store, publisher),
+                ]
+            )
+            await asyncio.to_thread(leadership.start)
+            subscriber = MqttSubscriber(
+                login.url,
+                login.username,
+                login.password,
+                client_id=login.client_id,
+                ingest=self.ingest,
+                ca_file=login.ca_file,
+                shared_group=settings.mqtt_shared_group,
+            )
+            await asyncio.to_thread(subscriber.start)
+            if self.journal_replay is not None:
+                self.journal_replay.start()
+                self.journal_replay.wake()
             self._server = http_server(self.api, settings.bind, settings.http_port, settings.tls)
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
@@ -333,19 +347,46 @@ class Node:
                 self.request_stop()
             await asyncio.gather(*serving)
         finally:
-            await asyncio.to_thread(self._shut_down, subscriber, publisher, outgoing)
-            for worker in workers:
-                await asyncio.to_thread(worker.stop)
-            await asyncio.to_thread(decisions.stop)
+            await asyncio.to_thread(self._shut_down, subscriber, publisher, leadership)
             await asyncio.to_thread(self.device_keys.stop)
             self.chain.close()
             self.store.close()
+
+    def _leadership(self, duties: list[Duty]) -> Leadership:
+        """This node's claim on the lease that decides which node sequences, signs,
+        anchors and publishes (the others take readings and answer the API); the
+        recorders write through the sequencer while another node leads."""
+        settings = self.settings
+        leader_duties = LeaderDuties(
+            lambda fence: Sequencer(
+                self.store,
+                Recorder(self.store),
+                fence,
+                on_grown=lambda log: self.checkpointers[log].log_grew(),
+            ),
+            list(self.checkpointers.values()),
+            duties,
+        )
+        self.leadership = Leadership(
+            self.store,
+            self.name,
+            seconds=settings.leader_lease,
+            on_gain=leader_duties.gain,
+            on_loss=leader_duties.lose,
+        )
+        self.leader_duties = leader_duties
+        for recorder in (self.ingest.recorder, self.audit.recorder):
+            recorder.leader = self.leadership.fence
+        if self.broker_sync is not None:
+            leadership = self.leadership
+            self.broker_sync.audits = lambda: leadership.fence() is not None
+        return self.leadership
 
     def _shut_down(
         self,
         subscriber: MqttSubscriber | None,
         publisher: MqttPublisher | None,
-        outgoing: list[PeriodicWorker],
+        leadership: Leadership | None,
     ) -> None:
         """Stop taking work, write and acknowledge what was taken, then let go of the
         broker, within `BAL_SHUTDOWN_GRACE`. Whatever was taken but not written stays
@@ -360,8 +401,10 @@ class Node:
         self.ingest.stop(timeout=max(1.0, self.settings.shutdown_grace * 2 / 3))
         if subscriber is not None:
             subscriber.stop()
-        for sender in outgoing:
-            sender.stop()
+        if leadership is not None:  # the leader's last checkpoints; the lease let go
+            leadership.stop()
+        for recorder in (self.ingest.recorder, self.audit.recorder):
+            recorder.leader = None
         if publisher is not None:
             publisher.stop()
         if self.broker_sync is not None:

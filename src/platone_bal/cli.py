@@ -89,7 +89,11 @@ def up(
             else f"mqtt://{settings.bind}:{settings.mqtt_port} (the node's own Mosquitto)"
         )
         if settings.broker != "embedded":
-            mqtt = f"{settings.mqtt_url} (subscribed to platone/#)"
+            from platone_bal.entrypoints.mqtt_subscriber import ingress_filter
+
+            mqtt = (
+                f"{settings.mqtt_url} (subscribed to {ingress_filter(settings.mqtt_shared_group)})"
+            )
         http = f"{'https' if secure else 'http'}://{settings.bind}:{settings.http_port}"
         console.print(
             f"BAL up. data: {settings.data_dir.resolve()}\n"

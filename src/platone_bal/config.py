@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         default="bal-ingest",
         description="Persistent-session client id of the ingest subscriber.",
     )
+    mqtt_shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Several nodes on one outside broker split the ingest through the MQTT 5 "
+        "shared subscription $share/GROUP/platone/#; each node's session is then "
+        "BAL_MQTT_CLIENT_ID-NODE_NAME.",
+    )
+    node_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="This node's name among the BAL's nodes (default: host name and an id kept "
+        "in the data directory). Keep it stable across restarts (a StatefulSet's pod name): "
+        "Mosquitto keeps a stopped node's share of messages in that node's session.",
+    )
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://.")
     mqtt_dynsec: bool = Field(
         default=True,
@@ -152,6 +166,13 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(
         default=0.2, gt=0, le=0.9, description="Least seconds between two signed checkpoints."
     )
+    leader_lease: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=60.0,
+        description="Seconds a node leads without renewing its lease (renewed every fifth):"
+        " how long a dead leader's duties wait before another node takes them over.",
+    )
     key_poll_interval: float = Field(
         default=1.0,
         gt=0,
@@ -164,6 +185,8 @@ class Settings(BaseSettings):
     def _external_broker_needs_credentials(self) -> Settings:
         if self.broker == "mosquitto" and not (self.mqtt_username and self.mqtt_password):
             raise ValueError("BAL_BROKER=mosquitto needs BAL_MQTT_USERNAME and BAL_MQTT_PASSWORD")
+        if self.mqtt_shared_group and self.broker != "mosquitto":
+            raise ValueError("BAL_MQTT_SHARED_GROUP needs an outside broker (BAL_BROKER=mosquitto)")
         if self.store == "postgres" and not self.database_url:
             raise ValueError("BAL_STORE=postgres needs BAL_DATABASE_URL")
         if self.chain == "rpc" and not self.chain_url:

@@ -34,3 +34,7 @@ ANCHOR_LAG = Gauge(
     "bal_anchor_lag_readings", "Readings signed or stored but not yet anchored", ["log"]
 )
 ANCHOR_AGE = Gauge("bal_anchor_age_seconds", "Seconds since the newest anchor's block", ["log"])
+SEQUENCED = Counter(
+    "bal_sequenced_leaves", "Queued leaves the leader's sequencer put into their log", ["log"]
+)
+LEADER = Gauge("bal_leader", "1 while this node leads the BAL (holds the leader lease), else 0")

@@ -42,6 +42,13 @@ from platone_bal.services.ingest import Delivery, IngestService, now
 log = logging.getLogger(__name__)
 
 INGRESS_FILTER = "platone/#"
+
+
+def ingress_filter(shared_group: str | None) -> str:
+    """`platone/#`, or its MQTT 5 shared subscription when nodes split the ingest."""
+    return f"$share/{shared_group}/{INGRESS_FILTER}" if shared_group else INGRESS_FILTER
+
+
 RECEIVE_MAXIMUM = 100
 """Unacknowledged messages the broker may have out to the BAL at once."""
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
@@ -58,8 +65,13 @@ class MqttSubscriber:
         ingest: IngestService,
         ca_file: Path | None = None,
         receive_maximum: int = RECEIVE_MAXIMUM,
+        shared_group: str | None = None,
     ) -> None:
         address = BrokerAddress.parse(url)
+        self.filter = ingress_filter(shared_group)
+        self._other_filter = INGRESS_FILTER if shared_group else None
+        """The filter a session switched to shared ingest may still hold: dropped, or
+        each message would come twice."""
         self.host, self.port = address.host, address.port
         self.ingest = ingest
         self.receive_maximum = receive_maximum
@@ -98,7 +110,7 @@ class MqttSubscriber:
             if self._refusal is not None or time.monotonic() > deadline:
                 self.stop()
                 raise ConnectionError(
-                    f"could not subscribe to {INGRESS_FILTER} on {self.host}:{self.port}: "
+                    f"could not subscribe to {self.filter} on {self.host}:{self.port}: "
                     f"{self._refusal or 'no answer'}"
                 )
 
@@ -118,14 +130,16 @@ class MqttSubscriber:
             self._refusal = f"connection refused ({reason})"
             log.error("broker refused the ingest subscriber: %s", reason)
             return
-        client.subscribe(INGRESS_FILTER, qos=1)
+        if self._other_filter is not None:
+            client.unsubscribe(self._other_filter)
+        client.subscribe(self.filter, qos=1)
 
     def _on_subscribe(self, _: mqtt.Client, __: Any, ___: Any, reasons: Any, ____: Any) -> None:
         if all(not code.is_failure for code in reasons):
             self.subscribed.set()
         else:
             self._refusal = f"subscription refused ({reasons})"
-            log.error("broker refused the subscription to %s: %s", INGRESS_FILTER, reasons)
+            log.error("broker refused the subscription to %s: %s", self.filter, reasons)
 
     def _on_disconnect(self, *args: Any) -> None:
         with self._ack_lock:

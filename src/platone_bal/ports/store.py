@@ -394,7 +394,8 @@ class LeaseStore(Protocol):
     def take_lease(self, name: str, holder: str, seconds: float) -> int | None:
         """Hold lease `name` for `seconds` from now: renewed if `holder` holds it, taken
         if it is free or has expired (its token then grows by one). The token held, or
-        None while another holder's lease runs."""
+        None while another holder's lease runs; StoreUnavailable when the store cannot
+        tell now (unreachable, or the row held by a leader's write for too long)."""
         ...
 
     def release_lease(self, name: str, holder: str) -> None:

@@ -14,6 +14,9 @@ needs them in clear and the store keeps only argon2 hashes.
 Such a broker does not tell the BAL who received what, so the audit log records what
 the BAL decides: when a consumer's MQTT access to a producer's data opened and closed
 (a grant's role given or taken), with the topics it covered.
+
+Every node of a BAL runs this worker (a password reaches the broker only through the
+node that received it), but only the leader records those changes (`audits`), once.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class BrokerSync(PeriodicWorker):
         self.broker = broker
         self.clock = clock
         self.resync = resync
+        self.audits: Callable[[], bool] = lambda: True
+        """Whether this node records access changes in bal-audit (the leader does)."""
         self.applied: BrokerPolicy | None = None
         self.last_errors: list[str] = []
         self._applied_at = -float("inf")
@@ -153,7 +158,7 @@ class BrokerSync(PeriodicWorker):
     def _audit_changes(self, before: BrokerPolicy | None, after: BrokerPolicy) -> None:
         """Record grant roles given and taken since the last application (none at the
         first: what held before a restart is not known here)."""
-        if self.audit is None or before is None:
+        if self.audit is None or before is None or not self.audits():
             return
         for name in sorted(set(before.accounts) | set(after.accounts)):
             old = before.accounts[name].roles if name in before.accounts else frozenset()

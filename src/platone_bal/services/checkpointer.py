@@ -22,6 +22,9 @@ from platone_bal.ports import Store
 
 log = logging.getLogger(__name__)
 
+LOOK_ANYWAY = 1.0
+"""Seconds after which the checkpointer looks at its log's size unasked."""
+
 
 class Checkpointer:
     def __init__(
@@ -67,19 +70,22 @@ class Checkpointer:
         self._worker = threading.Thread(target=self._run, name="bal-checkpointer", daemon=True)
         self._worker.start()
 
-    def stop(self) -> None:
-        """Stop after one last checkpoint, so a clean shutdown leaves nothing unsigned."""
+    def stop(self, final: bool = True) -> None:
+        """Stop after one last checkpoint (`final`), so a clean shutdown leaves nothing
+        unsigned; a leader that lost its lease stops without it."""
         if self._worker is None:
             return
         self._stopping.set()
         self._grown.set()
         self._worker.join()
         self._worker = None
-        self.checkpoint_now()
+        if final:
+            self.checkpoint_now()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._grown.wait()
+            # another node may have grown the log (a set point issued there): look anyway
+            self._grown.wait(LOOK_ANYWAY)
             self._grown.clear()
             if self._stopping.is_set():
                 return

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import psycopg.errors
 
 from platone_bal.adapters.postgres.base import Connection, PoolUser, unavailable_on_faults
-from platone_bal.ports import LeafKind, LeaseLost, QueuedLeaf
+from platone_bal.ports import LeafKind, LeaseLost, QueuedLeaf, StoreUnavailable
 
 TAKE_LOCK_TIMEOUT = "1s"
 """How long taking or renewing a lease waits for a leader's write that holds the row."""
@@ -64,8 +64,9 @@ class NodeStateTables(PoolUser):
                     row = conn.execute(
                         _TAKE, {"name": name, "holder": holder, "seconds": seconds}
                     ).fetchone()
-            except psycopg.errors.LockNotAvailable:
-                return None  # the holder is writing: it still leads
+            except psycopg.errors.LockNotAvailable as error:
+                # a leader's write holds the row: whoever holds the lease still does
+                raise StoreUnavailable(f"lease {name!r} is busy: {error}") from error
             return None if row is None else int(row[0])
 
     def release_lease(self, name: str, holder: str) -> None:
