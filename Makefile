@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export ETH_HASH_BACKEND ?= pysha3
 
-.PHONY: run test lint unit contract integration bench contracts clean mosquitto postgres
+.PHONY: run test lint unit contract integration bench contracts clean mosquitto postgres stack stack-down
 
 # The node runs its own Mosquitto (Debian's package) with a journal plugin it compiles
 # (gcc and Mosquitto's headers). Installed when missing; Debian starts the packaged
@@ -43,6 +43,17 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP) mosquitto
 	$(BIN)/bal up
 
+# The production topology on this machine: PostgreSQL, Mosquitto (TLS, Dynamic
+# Security), a JSON-RPC chain (ganache) and STACK_NODES BAL nodes behind one HTTP port;
+# everything in STACK_DIR. `make stack-down` stops it and keeps its data.
+STACK_DIR ?= bal-stack
+STACK_NODES ?= 2
+stack: $(STAMP) node_modules/.installed mosquitto postgres
+	$(BIN)/bal stack up --dir $(STACK_DIR) --nodes $(STACK_NODES)
+
+stack-down: $(STAMP)
+	$(BIN)/bal stack down --dir $(STACK_DIR)
+
 test: lint unit contract integration
 
 lint: $(STAMP)
@@ -50,12 +61,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# unit and contract tests are independent: one worker per CPU
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n auto tests/unit
 
 # One suite every store backend must pass: SQLite and a real PostgreSQL.
 contract: $(STAMP) postgres
-	$(BIN)/pytest -q tests/contract
+	$(BIN)/pytest -q -n auto tests/contract
 
 # Pinned JavaScript tools (solc, ganache) for the contract and JSON-RPC node tests.
 node_modules/.installed: package.json package-lock.json

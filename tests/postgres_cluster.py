@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,32 +25,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from platone_bal.stack.postgres import PostgresCluster as Cluster
+from platone_bal.stack.postgres import find_bindir
 from tests.conftest import free_port
 
-SUPERUSER = "bal"
-
-
-def _debian_version(bindir: Path) -> int:
-    name = bindir.parent.name
-    return int(name) if name.isdigit() else 0
-
-
-def find_bindir() -> Path | None:
-    """The directory holding initdb, pg_ctl and postgres, if there is one: Debian's
-    PostgreSQL 15, else its newest other version (the store needs 14 or later), else
-    the PATH."""
-    debian = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda path: (_debian_version(path) == 15, _debian_version(path)),
-        reverse=True,
-    )
-    for candidate in [*debian, Path("/usr/local/bin")]:
-        if all((candidate / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
-            return candidate
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("pg_ctl"):
-        return Path(initdb).resolve().parent
-    return None
+__all__ = ["PostgresCluster", "find_bindir", "postgres_server", "postgres_url", "started_cluster"]
 
 
 def require_bindir() -> Path:
@@ -65,73 +42,16 @@ def require_bindir() -> Path:
     return bindir
 
 
-class PostgresCluster:
-    """One PostgreSQL server of its own, in a temporary directory."""
+class PostgresCluster(Cluster):
+    """A throwaway server in a temporary directory, with databases made per test."""
 
     def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
-        self.bindir = bindir
-        self.fsync = fsync
-        self.root = Path(tempfile.mkdtemp(prefix="bal-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
+        super().__init__(bindir, Path(tempfile.mkdtemp(prefix="bal-pg-")), free_port(), fsync=fsync)
         self._names = itertools.count(1)
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            account = pwd.getpwnam("postgres")
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-
-    def _command(self, *args: str) -> list[str]:
-        """As the postgres system user when this runs as root (initdb refuses root)."""
-        if not self._as_postgres:
-            return list(args)
-        if shutil.which("runuser"):
-            return ["runuser", "-u", "postgres", "--", *args]
-        account = pwd.getpwnam("postgres")
-        return [
-            "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
-            "--init-groups", *args,
-        ]  # fmt: skip
-
-    def _run(self, *args: str) -> None:
-        result = subprocess.run(
-            self._command(*args), capture_output=True, text=True, timeout=120, check=False
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed ({result.returncode}):\n{result.stderr}")
-
-    def initdb(self) -> None:
-        self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-            "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync",
-        )  # fmt: skip
-        settings = [
-            "listen_addresses = '127.0.0.1'",
-            f"port = {self.port}",
-            f"unix_socket_directories = '{self.root}'",
-            "max_connections = 100",
-            "shared_buffers = 64MB",
-        ]
-        if not self.fsync:  # a test's data need not survive a crash of the machine
-            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write("\n".join(settings) + "\n")
-
-    def start(self) -> None:
-        self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
-
-    def stop(self, mode: str = "fast") -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
 
     def create_database(self) -> str:
         """A new empty database; its URL."""
@@ -139,10 +59,6 @@ class PostgresCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')  # name from a counter
         return self.url(name)
-
-    def log_tail(self, lines: int = 40) -> str:
-        path = self.root / "log"
-        return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
 
 
 def started_cluster(*, fsync: bool = False) -> PostgresCluster:

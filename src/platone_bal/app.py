@@ -56,6 +56,7 @@ from platone_bal.services.journal_replay import JournalReplay
 from platone_bal.services.key_admin import KeyAdmin
 from platone_bal.services.leader_duties import Duty, LeaderDuties
 from platone_bal.services.leadership import Leadership
+from platone_bal.services.periodic import PeriodicWorker
 from platone_bal.services.recorder import Recorder
 from platone_bal.services.sequencer import Sequencer
 from platone_bal.services.setpoint_delivery import SetPointDelivery
@@ -245,8 +246,17 @@ class Node:
         return control, sync
 
     def status(self) -> dict[str, str]:
-        """Broker and chain in words, for the operators' page."""
-        return node_status(self.settings, self.mosquitto, self.broker_sync, self.chain)
+        """Broker, chain and leadership in words, for the operators' page."""
+        status = node_status(self.settings, self.mosquitto, self.broker_sync, self.chain)
+        if self.leadership is not None:
+            fence = self.leadership.fence()
+            queued = self.store.queued_leaves()
+            status["Node"] = f"{self.name}: " + (
+                f"leads (term {fence.token}); {queued} leaves wait for the sequencer"
+                if fence is not None
+                else f"stands by (another node leads); {queued} leaves queued for it"
+            )
+        return status
 
     def bootstrap_admin(self) -> str | None:
         """Create the first admin; returns its generated password when none was set."""
@@ -285,6 +295,7 @@ class Node:
         subscriber: MqttSubscriber | None = None
         publisher: MqttPublisher | None = None
         leadership: Leadership | None = None
+        outgoing: list[PeriodicWorker] = []
         login = self.broker_login
         try:
             if self.mosquitto is not None:
@@ -301,15 +312,12 @@ class Node:
                 ca_file=login.ca_file,
             )
             publisher.start()
-            leadership = self._leadership(
-                # readings on certified/ and granted/, set points on setpoints/
-                [
-                    *anchorers,
-                    decisions,
-                    Egress(self.store, publisher, log_id=settings.log_id),
-                    SetPointDelivery(self.store, publisher),
-                ]
-            )
+            # readings on certified/ and granted/, set points on setpoints/
+            outgoing = [
+                Egress(self.store, publisher, log_id=settings.log_id),
+                SetPointDelivery(self.store, publisher),
+            ]
+            leadership = self._leadership([*anchorers, decisions, *outgoing])
             await asyncio.to_thread(leadership.start)
             subscriber = MqttSubscriber(
                 login.url,
@@ -324,7 +332,9 @@ class Node:
             if self.journal_replay is not None:
                 self.journal_replay.start()
                 self.journal_replay.wake()
-            self._server = http_server(self.api, settings.bind, settings.http_port, settings.tls)
+            self._server = http_server(
+                self.api, settings.bind, settings.http_port, settings.tls, settings.trusted_proxies
+            )
             servers = [self._server]
             if self.chain.embedded is not None and settings.chain_rpc_port:
                 rpc = ReadOnlyRpc(Web3(self.chain.embedded.provider), settings.chain_id)
@@ -347,7 +357,12 @@ class Node:
                 self.request_stop()
             await asyncio.gather(*serving)
         finally:
-            await asyncio.to_thread(self._shut_down, subscriber, publisher, leadership)
+            await asyncio.to_thread(self._shut_down, subscriber, publisher, outgoing)
+            if leadership is not None:  # the leader's last checkpoints; the lease let go
+                log.info("stopping: last checkpoints, the lease let go")
+                await asyncio.to_thread(leadership.stop)
+            for recorder in (self.ingest.recorder, self.audit.recorder):
+                recorder.leader = None
             await asyncio.to_thread(self.device_keys.stop)
             self.chain.close()
             self.store.close()
@@ -386,13 +401,14 @@ class Node:
         self,
         subscriber: MqttSubscriber | None,
         publisher: MqttPublisher | None,
-        leadership: Leadership | None,
+        outgoing: list[PeriodicWorker],
     ) -> None:
         """Stop taking work, write and acknowledge what was taken, then let go of the
         broker, within `BAL_SHUTDOWN_GRACE`. Whatever was taken but not written stays
         unacknowledged: the broker (its state saved on its own SIGTERM) delivers it
         again at the next start."""
         deadline = time.monotonic() + self.settings.shutdown_grace
+        log.info("stopping: writing what was taken")
         if subscriber is not None:
             subscriber.pause()
         if self.journal_replay is not None:
@@ -401,10 +417,9 @@ class Node:
         self.ingest.stop(timeout=max(1.0, self.settings.shutdown_grace * 2 / 3))
         if subscriber is not None:
             subscriber.stop()
-        if leadership is not None:  # the leader's last checkpoints; the lease let go
-            leadership.stop()
-        for recorder in (self.ingest.recorder, self.audit.recorder):
-            recorder.leader = None
+        log.info("stopping: written; letting go of the broker")
+        if self.leader_duties is not None:  # what needs the broker stops before it
+            self.leader_duties.wind_down(outgoing)
         if publisher is not None:
             publisher.stop()
         if self.broker_sync is not None:

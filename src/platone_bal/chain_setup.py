@@ -61,14 +61,15 @@ def deployment_path(settings: Settings) -> Path:
     return settings.chain_dir / "deployment.json"
 
 
-def recorded_deployment(store: NodeStateStore, settings: Settings) -> Deployment | None:
-    """The contracts the logs are anchored in, if deployed."""
+def recorded_deployment(store: NodeStateStore, legacy: Path | None) -> Deployment | None:
+    """The contracts the logs are anchored in, if deployed (`legacy`: where a node kept
+    the record before, see `deployment_path`)."""
     text = store.node_value(DEPLOYMENT)
     if text is None:
-        legacy = Deployment.load(deployment_path(settings))
-        if legacy is None:
+        kept = Deployment.load(legacy) if legacy is not None else None
+        if kept is None:
             return None
-        text = store.put_node_value(DEPLOYMENT, legacy.to_json())
+        text = store.put_node_value(DEPLOYMENT, kept.to_json())
     return Deployment.from_json(text)
 
 
@@ -91,7 +92,7 @@ def open_chain(settings: Settings, keys: NodeKeys, store: NodeStateStore) -> Ope
             funded=[admin.address, anchorer.address],
         )
         w3 = Web3(embedded.provider)
-        deployment = recorded_deployment(store, settings)
+        deployment = recorded_deployment(store, deployment_path(settings))
         if deployment is None:
             deployment = record_deployment(
                 store, deploy_contracts(w3, admin.private_key, [anchorer.address])
@@ -99,7 +100,7 @@ def open_chain(settings: Settings, keys: NodeKeys, store: NodeStateStore) -> Ope
     else:
         assert settings.chain_url is not None
         w3 = http_web3(settings.chain_url)
-        deployment = recorded_deployment(store, settings)
+        deployment = recorded_deployment(store, deployment_path(settings))
         if deployment is None:
             raise ChainError("no contracts recorded: run `bal chain deploy` once for this BAL")
     chain = Web3Chain(w3, deployment, anchorer.private_key)

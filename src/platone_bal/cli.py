@@ -16,6 +16,7 @@ from rich.console import Console
 
 from platone_bal.config import Settings
 from platone_bal.domain.users import Role
+from platone_bal.stack.cli import stack_app
 
 if TYPE_CHECKING:
     from platone_bal.ports import AnchorChain, NodeStateStore
@@ -25,6 +26,7 @@ users_app = typer.Typer(help="Manage users in the data directory's store.", no_a
 app.add_typer(users_app, name="users")
 chain_app = typer.Typer(help="Contracts on an outside Ethereum node.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
+app.add_typer(stack_app, name="stack")
 console = Console()
 
 ConfigOption = Annotated[
@@ -162,7 +164,12 @@ def simulate(
     pmus: Annotated[int, typer.Option(min=0, help="PMUs sending JSON")] = 1,
     interval: Annotated[float, typer.Option(min=0.0, help="Seconds between rounds")] = 1.0,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds to send; 0 runs until Ctrl-C")] = 0,
-    url: Annotated[str, typer.Option(help="Broker: mqtt://host:port")] = "mqtt://127.0.0.1:1883",
+    url: Annotated[str, typer.Option(help="Broker: mqtt://host:port or mqtts://")] = (
+        "mqtt://127.0.0.1:1883"
+    ),
+    ca_file: Annotated[
+        Path | None, typer.Option(help="CA of an mqtts:// broker (e.g. bal stack's)")
+    ] = None,
     username: Annotated[str, typer.Option(help="Producer to publish as")] = "producer1",
     password: Annotated[
         str, typer.Option(envvar="BAL_SIMULATE_PASSWORD", help="The producer's (prompted)")
@@ -200,14 +207,24 @@ def simulate(
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
         console.print(f"{len(nodes)} Light Nodes, keys in {keystore}")
-        sent = run_light_nodes(nodes, producer=username, url=url, interval=interval, rounds=rounds)
+        sent = run_light_nodes(
+            nodes, producer=username, url=url, interval=interval, rounds=rounds, ca_file=ca_file
+        )
         console.print(f"sent {sent} signed envelopes")
         return
     from platone_bal.simulate import Fleet, run_fleet
 
     password = password or typer.prompt("Password", hide_input=True)
     fleet = Fleet(username=username, meters=meters, pmus=pmus)
-    sent = run_fleet(fleet, url=url, password=password, interval=interval, rounds=rounds, qos=qos)
+    sent = run_fleet(
+        fleet,
+        url=url,
+        password=password,
+        interval=interval,
+        rounds=rounds,
+        qos=qos,
+        ca_file=ca_file,
+    )
     console.print(f"sent {sent} payloads")
 
 
@@ -321,9 +338,13 @@ def _audit_chain(
     from web3 import Web3
 
     from platone_bal.adapters.web3_chain import Web3Chain, http_web3
-    from platone_bal.chain_setup import embedded_chain_path, recorded_deployment
+    from platone_bal.chain_setup import (
+        deployment_path,
+        embedded_chain_path,
+        recorded_deployment,
+    )
 
-    deployment = recorded_deployment(store, settings)
+    deployment = recorded_deployment(store, deployment_path(settings))
     if deployment is None:
         return None, lambda: None
     if rpc is not None or settings.chain == "rpc":
@@ -334,6 +355,26 @@ def _audit_chain(
 
     embedded = EmbeddedChain(embedded_chain_path(settings), chain_id=settings.chain_id, funded=[])
     return Web3Chain(Web3(embedded.provider), deployment), embedded.close
+
+
+@chain_app.command("accounts")
+def chain_accounts(config: ConfigOption = None) -> None:
+    """The BAL's chain accounts, to fund on a chain where gas costs something: the
+    chain-admin deploys the contracts and registers device keys; the anchorer anchors
+    checkpoints and records grant decisions."""
+    from platone_bal.adapters.node_keys import NodeKeys
+    from platone_bal.adapters.wallets import Wallets
+    from platone_bal.app import keystore_passphrase
+    from platone_bal.bootstrap import open_store
+
+    settings = _settings(config)
+    store = open_store(settings)
+    try:
+        keys = NodeKeys(store, Wallets(keystore_passphrase(settings)), legacy_dir=settings.data_dir)
+        for name in ("chain-admin", "anchorer", "log-signer"):
+            console.print(f"{name:<12} {keys[name].address}")
+    finally:
+        store.close()
 
 
 @chain_app.command("deploy")
@@ -350,13 +391,13 @@ def chain_deploy(
     from platone_bal.adapters.web3_chain import deploy_contracts, http_web3
     from platone_bal.app import keystore_passphrase
     from platone_bal.bootstrap import open_store
-    from platone_bal.chain_setup import record_deployment, recorded_deployment
+    from platone_bal.chain_setup import deployment_path, record_deployment, recorded_deployment
     from platone_bal.ports import ChainError
 
     settings = _settings(config)
     store = open_store(settings)
     try:
-        if recorded_deployment(store, settings) is not None:
+        if recorded_deployment(store, deployment_path(settings)) is not None:
             console.print("[red]the contracts are already deployed and recorded[/red]")
             raise typer.Exit(1)
         keys = NodeKeys(store, Wallets(keystore_passphrase(settings)), legacy_dir=settings.data_dir)
@@ -383,3 +424,7 @@ def chain_deploy(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

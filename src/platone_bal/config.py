@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         default=100.0, gt=0, description="HTTP requests per second each client may sustain."
     )
     rate_burst: int = Field(default=200, gt=0, description="HTTP requests a client may burst.")
+    trusted_proxies: str = Field(
+        default="",
+        pattern=r"^[0-9A-Fa-f.:/, ]*$",
+        description="Load balancers whose X-Forwarded-For names the caller (comma-separated "
+        "addresses or networks, e.g. 10.0.0.0/8); behind one, per-address limits (sign-in "
+        "throttling, anonymous rate limits) otherwise count every caller as the balancer.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API (JSON list); none by default.",

@@ -180,11 +180,18 @@ def connect(
 
 
 def run_fleet(
-    fleet: Fleet, *, url: str, password: str, interval: float, rounds: int, qos: int
+    fleet: Fleet,
+    *,
+    url: str,
+    password: str,
+    interval: float,
+    rounds: int,
+    qos: int,
+    ca_file: Path | None = None,
 ) -> int:
     """Publish rounds until `rounds` are sent (0: until Ctrl-C); returns the payloads
     the broker acknowledged (QoS 1) or that were written to the socket (QoS 0)."""
-    client = connect(url, fleet.username, password)
+    client = connect(url, fleet.username, password, ca_file=ca_file)
     sent = 0
     columns = (
         TextColumn("[bold]{task.description}"),

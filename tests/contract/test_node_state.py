@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from platone_bal.ports import LeaseLost, Store, StoreUnavailable
+from platone_bal.ports import Fence, LeaseLost, Store, StoreUnavailable
 
 LEASE = "sequencer"
 
@@ -89,3 +89,30 @@ def test_a_lease_does_not_change_hands_during_its_holders_fenced_write(
     thread.join()
     assert token == 2
     assert ended_at and taken_at > ended_at[0]
+
+
+def test_a_leaders_other_writes_are_fenced_too(store: Store) -> None:
+    """Checkpoints, anchors, the egress position and set point delivery: written with
+    a fence only while its lease holds."""
+    from tests.contract.builders import make_anchor, signed
+
+    old = Fence(LEASE, "node-a", store.take_lease(LEASE, "node-a", 0.2) or 0)
+    store.add_checkpoint(signed("bal-main", 1), old)
+    store.set_egress_position("bal-main", 1, old)
+    time.sleep(0.3)
+    new = Fence(LEASE, "node-b", store.take_lease(LEASE, "node-b", 30) or 0)
+    writes = [
+        lambda fence: store.add_checkpoint(signed("bal-main", 2), fence),
+        lambda fence: store.add_anchor(make_anchor("bal-main", 2), fence),
+        lambda fence: store.set_egress_position("bal-main", 2, fence),
+        lambda fence: store.mark_delivered(1, "2026-12-01T00:00:00Z", fence),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseLost):
+            write(old)
+    assert store.latest_checkpoint("bal-main").checkpoint.size == 1  # type: ignore[union-attr]
+    assert store.egress_position("bal-main") == 1
+    for write in writes:
+        write(new)
+    assert store.latest_checkpoint("bal-main").checkpoint.size == 2  # type: ignore[union-attr]
+    assert store.egress_position("bal-main") == 2

@@ -92,6 +92,8 @@ def test_each_party_gets_its_own_rules() -> None:
         TopicRule(Action.PUBLISH, "granted/#"),
         TopicRule(Action.PUBLISH, "setpoints/#"),
         TopicRule(Action.SUBSCRIBE, "platone/#"),
+        # nodes splitting the ingest subscribe $share/GROUP/platone/#
+        TopicRule(Action.SUBSCRIBE, "$share/+/platone/#"),
         TopicRule(Action.RECEIVE, "platone/#"),
     }
 

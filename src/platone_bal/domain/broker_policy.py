@@ -76,6 +76,9 @@ SERVICE_RULES = frozenset(
         TopicRule(Action.PUBLISH, f"{GRANTED_ROOT}/#"),
         TopicRule(Action.PUBLISH, f"{SETPOINT_ROOT}/#"),
         TopicRule(Action.SUBSCRIBE, f"{INGRESS_ROOT}/#"),
+        # nodes that split the ingest (BAL_MQTT_SHARED_GROUP); Mosquitto's Dynamic
+        # Security checks a shared subscription's whole filter, $share/GROUP/ included
+        TopicRule(Action.SUBSCRIBE, f"$share/+/{INGRESS_ROOT}/#"),
         TopicRule(Action.RECEIVE, f"{INGRESS_ROOT}/#"),
     }
 )

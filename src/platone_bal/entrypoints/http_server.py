@@ -18,7 +18,15 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_server(app: Any, host: str, port: int, tls: tuple[Path, Path] | None) -> HttpServer:
+def http_server(
+    app: Any,
+    host: str,
+    port: int,
+    tls: tuple[Path, Path] | None,
+    trusted_proxies: str = "",
+) -> HttpServer:
+    """`trusted_proxies`: the peers whose X-Forwarded-For (and -Proto) is believed; no
+    one's by default, so a caller cannot choose the address its limits count."""
     cert, key = tls if tls else (None, None)
     return HttpServer(
         uvicorn.Config(
@@ -31,5 +39,7 @@ def http_server(app: Any, host: str, port: int, tls: tuple[Path, Path] | None) -
             ssl_certfile=cert,
             ssl_keyfile=key,
             timeout_graceful_shutdown=5,  # idle keep-alive clients must not delay a stop
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=trusted_proxies or "",
         )
     )

@@ -174,6 +174,10 @@ class Fence:
     token: int
 
 
+def lease_lost(fence: Fence) -> str:
+    return f"lease {fence.lease!r} (token {fence.token}) is no longer held by {fence.holder!r}"
+
+
 class UserExists(ValueError):
     """The username or wallet is taken."""
 

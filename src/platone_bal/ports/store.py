@@ -24,6 +24,7 @@ from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports.raw_store import RawStore
 from platone_bal.ports.records import (
     AccessRow,
+    Fence,
     QueuedLeaf,
     ReadingQuery,
     ReadingRow,
@@ -196,7 +197,10 @@ class LogStore(Protocol):
 class CheckpointStore(Protocol):
     """Signed checkpoints and the anchors that put them on chain."""
 
-    def add_checkpoint(self, signed: SignedCheckpoint) -> None: ...
+    def add_checkpoint(self, signed: SignedCheckpoint, fence: Fence | None = None) -> None:
+        """Store a signed checkpoint (once per size); with a `fence`, only while its
+        lease holds (LeaseLost otherwise), as for every leader's write below."""
+        ...
 
     def latest_checkpoint(self, log: str) -> SignedCheckpoint | None: ...
 
@@ -215,7 +219,7 @@ class CheckpointStore(Protocol):
         covers it, else the newest one (which a later anchor will cover)."""
         ...
 
-    def add_anchor(self, anchor: Anchor) -> None:
+    def add_anchor(self, anchor: Anchor, fence: Fence | None = None) -> None:
         """Record an anchor; recording the same (log, size, chain, contract) twice is a no-op."""
         ...
 
@@ -271,7 +275,7 @@ class PositionStore(Protocol):
         """Index of the first reading of `log` not yet republished on certified/... topics."""
         ...
 
-    def set_egress_position(self, log: str, position: int) -> None: ...
+    def set_egress_position(self, log: str, position: int, fence: Fence | None = None) -> None: ...
 
 
 class TreeWriter(Protocol):
@@ -359,7 +363,7 @@ class SetPointStore(Protocol):
         checkpoint), oldest first: what delivery publishes next."""
         ...
 
-    def mark_delivered(self, setpoint_id: int, when: str) -> None:
+    def mark_delivered(self, setpoint_id: int, when: str, fence: Fence | None = None) -> None:
         """Issued -> delivered (a set point answered meanwhile keeps its answer)."""
         ...
 

@@ -41,7 +41,7 @@ class Anchorer(PeriodicWorker):
         if chain_size > (recorded.size if recorded is not None else 0):
             since = recorded.block if recorded is not None else None
             for anchor in self.chain.anchored_events(self.log_id, since):
-                self.store.add_anchor(anchor)
+                self.store.add_anchor(anchor, self.fence)
         return chain_size
 
     def anchor_once(self) -> Anchor | None:
@@ -52,7 +52,7 @@ class Anchorer(PeriodicWorker):
             return None
         checkpoint = newest.checkpoint
         anchor = self.chain.anchor(self.log_id, checkpoint.size, checkpoint.root)
-        self.store.add_anchor(anchor)
+        self.store.add_anchor(anchor, self.fence)
         metrics.ANCHOR_SIZE.labels(self.log_id).set(anchor.size)
         log.info("anchored %s size %d in tx %s", self.log_id, anchor.size, anchor.tx)
         return anchor

@@ -18,7 +18,7 @@ from platone_bal import metrics
 from platone_bal.domain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from platone_bal.domain.merkle import SHA3_256, tree_root, with_nodes
 from platone_bal.domain.readings import format_time
-from platone_bal.ports import Store
+from platone_bal.ports import Fence, Store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Checkpointer:
         self._key = private_key
         self._clock = clock
         self._min_interval = min_interval
+        self.fence: Fence | None = None
+        """Set while this node leads: a checkpoint is stored only while the lease holds."""
         self._grown = threading.Event()
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
@@ -60,7 +62,7 @@ class Checkpointer:
         )
         checkpoint = Checkpoint(self.log_id, size, root, format_time(self._clock()))
         signed = sign_checkpoint(checkpoint, self._key)
-        self.store.add_checkpoint(signed)
+        self.store.add_checkpoint(signed, self.fence)
         metrics.CHECKPOINT_SIZE.labels(self.log_id).set(size)
         return signed
 

@@ -83,7 +83,7 @@ class Egress(PeriodicWorker):
                 messages += [(topic, body) for topic in _topics(reading, grants)]
             self.sink.publish(messages)
             position += len(readings)
-            self.store.set_egress_position(self.log_id, position)
+            self.store.set_egress_position(self.log_id, position, self.fence)
             published += len(readings)
             metrics.EGRESS.inc(len(readings))
         return published

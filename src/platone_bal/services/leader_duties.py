@@ -18,6 +18,9 @@ from platone_bal.services.sequencer import Sequencer
 
 
 class Duty(Protocol):
+    fence: Fence | None
+    """The lease its writes hold while this node leads."""
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
@@ -34,17 +37,30 @@ class LeaderDuties:
         self._checkpointers = list(checkpointers)
         self._duties = list(duties)
         self._lock = threading.Lock()
+        self._closing = False
         self.sequencer: Sequencer | None = None
 
     def gain(self, fence: Fence) -> None:
         with self._lock:
+            if self._closing:
+                return
             self.sequencer = self._make_sequencer(fence)
             self.sequencer.start()
             for checkpointer in self._checkpointers:
+                checkpointer.fence = fence
                 checkpointer.start()
             for duty in self._duties:
+                duty.fence = fence
                 duty.start()
             metrics.LEADER.set(1)
+
+    def wind_down(self, first: Sequence[Duty]) -> None:
+        """A clean stop begins: no new term starts here, and `first` (what needs the
+        broker, which stops next) stop now; the rest stop with the lease."""
+        with self._lock:
+            self._closing = True
+            for duty in first:
+                duty.stop()
 
     def lose(self, still_held: bool) -> None:
         with self._lock:

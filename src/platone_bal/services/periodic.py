@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from platone_bal.ports import Fence
+
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +23,9 @@ class PeriodicWorker:
         self.max_backoff = max_backoff
         self.failures = 0
         self.last_error: str | None = None
+        self.fence: Fence | None = None
+        """The leader lease a duty's writes hold (see `leader_duties`); kept after the
+        lease is lost, so a step still running then is refused, never unfenced."""
         self._stopping = threading.Event()
         self._woken = threading.Event()
         self._worker: threading.Thread | None = None

@@ -43,8 +43,9 @@ class Sequencer(PeriodicWorker):
 
     def step(self) -> None:
         """Sequence until the queue is empty (LeaseLost, once the lease went)."""
-        while not self.stopping and self.store.queued_leaves() > 0:
-            grown = self.recorder.sequence(self.fence, self.batch)
+        fence = self.fence
+        while fence is not None and not self.stopping and self.store.queued_leaves() > 0:
+            grown = self.recorder.sequence(fence, self.batch)
             for log, count in grown.items():
                 self.sequenced += count
                 metrics.SEQUENCED.labels(log).inc(count)

@@ -63,6 +63,6 @@ class SetPointDelivery(PeriodicWorker):
             self.sink.publish(messages)
             when = format_time(self.clock())
             for setpoint in due:
-                self.store.mark_delivered(setpoint.id, when)
+                self.store.mark_delivered(setpoint.id, when, self.fence)
             delivered += len(due)
         return delivered

@@ -279,7 +279,10 @@ class UserService:
         generated = None
         if password is None:
             generated = password = secrets.token_urlsafe(18)
-        self.create("admin", password, Role.ADMIN)
+        try:
+            self.create("admin", password, Role.ADMIN)
+        except UserExists:
+            return None  # another node, started at the same time, made it first
         return generated
 
 

@@ -22,7 +22,8 @@ from psycopg.abc import QueryNoTemplate as Query
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from platone_bal.ports import MAX_ROW_ID, StoreUnavailable
+from platone_bal.ports import MAX_ROW_ID, Fence, LeaseLost, StoreUnavailable
+from platone_bal.ports.records import lease_lost
 
 Connection = psycopg.Connection[TupleRow]
 Pool = ConnectionPool[Connection]
@@ -81,6 +82,20 @@ class PoolUser:
     def _run(self, query: Query, params: Sequence[Any] = ()) -> int:
         """Run one statement; how many rows it changed."""
         with self._pool.connection() as conn:
+            return conn.execute(query, params).rowcount
+
+    def _fenced_run(self, fence: Fence | None, query: Query, params: Sequence[Any] = ()) -> int:
+        """`_run`, in a transaction that first checks `fence` (a leader's write)."""
+        if fence is None:
+            return self._run(query, params)
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT expires > clock_timestamp() FROM leases"
+                " WHERE name = %s AND holder = %s AND token = %s FOR SHARE",
+                (fence.lease, fence.holder, fence.token),
+            ).fetchone()
+            if row is None or not row[0]:
+                raise LeaseLost(lease_lost(fence))
             return conn.execute(query, params).rowcount
 
 

@@ -29,7 +29,7 @@ from platone_bal.adapters.store_rows import (
 )
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.merkle import BatchNodeReader
-from platone_bal.ports import NodeKey
+from platone_bal.ports import Fence, NodeKey
 
 
 def fetch_nodes(conn: Connection, log: str, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
@@ -84,8 +84,9 @@ class LogTables(PoolUser):
 
     # checkpoints
 
-    def add_checkpoint(self, signed: SignedCheckpoint) -> None:
-        self._run(
+    def add_checkpoint(self, signed: SignedCheckpoint, fence: Fence | None = None) -> None:
+        self._fenced_run(
+            fence,
             f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS})"  # noqa: S608 (constant)
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             checkpoint_values(signed),
@@ -131,8 +132,9 @@ class LogTables(PoolUser):
 
     # anchors
 
-    def add_anchor(self, anchor: Anchor) -> None:
-        self._run(
+    def add_anchor(self, anchor: Anchor, fence: Fence | None = None) -> None:
+        self._fenced_run(
+            fence,
             f"INSERT INTO anchors ({ANCHOR_INSERT_COLUMNS})"  # noqa: S608 (constant)
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             anchor_values(anchor),
@@ -174,8 +176,9 @@ class LogTables(PoolUser):
         row = self._one("SELECT position FROM egress WHERE log = %s", (log,))
         return int(row[0]) if row else 0
 
-    def set_egress_position(self, log: str, position: int) -> None:
-        self._run(
+    def set_egress_position(self, log: str, position: int, fence: Fence | None = None) -> None:
+        self._fenced_run(
+            fence,
             "INSERT INTO egress (log, position) VALUES (%s, %s)"
             " ON CONFLICT (log) DO UPDATE SET position = excluded.position",
             (log, position),

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import psycopg.errors
 
 from platone_bal.adapters.postgres.base import Connection, PoolUser, unavailable_on_faults
-from platone_bal.ports import LeafKind, LeaseLost, QueuedLeaf, StoreUnavailable
+from platone_bal.ports import Fence, LeafKind, LeaseLost, QueuedLeaf, StoreUnavailable
+from platone_bal.ports.records import lease_lost
 
 TAKE_LOCK_TIMEOUT = "1s"
 """How long taking or renewing a lease waits for a leader's write that holds the row."""
@@ -83,7 +84,7 @@ def check_lease(conn: Connection, name: str, holder: str, token: int) -> None:
         (name, holder, token),
     ).fetchone()
     if row is None or not row[0]:
-        raise LeaseLost(f"lease {name!r} (token {token}) is no longer held by {holder!r}")
+        raise LeaseLost(lease_lost(Fence(name, holder, token)))
 
 
 def queue_leaves(conn: Connection, leaves: Sequence[QueuedLeaf]) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from platone_bal.adapters.postgres.base import PoolUser, is_row_id, unavailable_on_faults
 from platone_bal.adapters.setpoint_rows import SETPOINT_COLUMNS, setpoint_from_row
-from platone_bal.ports import MAX_ROW_ID, StoredSetPoint
+from platone_bal.ports import MAX_ROW_ID, Fence, StoredSetPoint
 
 
 @unavailable_on_faults
@@ -40,8 +40,9 @@ class SetPointTables(PoolUser):
     def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:
         return self._setpoints("status = 'issued' AND idx < %s ORDER BY idx LIMIT %s", below, limit)
 
-    def mark_delivered(self, setpoint_id: int, when: str) -> None:
-        self._run(
+    def mark_delivered(self, setpoint_id: int, when: str, fence: Fence | None = None) -> None:
+        self._fenced_run(
+            fence,
             "UPDATE setpoints SET status = 'delivered', delivered = %s"
             " WHERE id = %s AND status = 'issued'",
             (when, setpoint_id),

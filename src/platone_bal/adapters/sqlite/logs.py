@@ -7,6 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase
+from platone_bal.adapters.sqlite.node_state import fenced
 from platone_bal.adapters.store_rows import (
     ANCHOR_COLUMNS,
     ANCHOR_INSERT_COLUMNS,
@@ -17,7 +18,7 @@ from platone_bal.adapters.store_rows import (
     checkpoint_values,
 )
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
-from platone_bal.ports import NodeKey
+from platone_bal.ports import Fence, NodeKey
 
 
 def log_head(db: sqlite3.Connection, log: str) -> int:
@@ -77,8 +78,9 @@ class SqliteLogs(SqliteDatabase):
         """Stored perfect-subtree hashes of a log, for roots and proofs."""
         return SqliteNodes(self._connection(), log)
 
-    def add_checkpoint(self, signed: SignedCheckpoint) -> None:
+    def add_checkpoint(self, signed: SignedCheckpoint, fence: Fence | None = None) -> None:
         with self._transaction() as db:
+            fenced(db, fence)
             db.execute(
                 f"INSERT OR IGNORE INTO checkpoints ({CHECKPOINT_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -127,8 +129,9 @@ class SqliteLogs(SqliteDatabase):
             "log = ? AND size > ? ORDER BY size DESC LIMIT 1", (log, index)
         )
 
-    def add_anchor(self, anchor: Anchor) -> None:
+    def add_anchor(self, anchor: Anchor, fence: Fence | None = None) -> None:
         with self._transaction() as db:
+            fenced(db, fence)
             db.execute(
                 f"INSERT OR IGNORE INTO anchors ({ANCHOR_INSERT_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -181,8 +184,9 @@ class SqliteLogs(SqliteDatabase):
         )
         return int(row[0]) if row else 0
 
-    def set_egress_position(self, log: str, position: int) -> None:
+    def set_egress_position(self, log: str, position: int, fence: Fence | None = None) -> None:
         with self._transaction() as db:
+            fenced(db, fence)
             db.execute(
                 "INSERT INTO egress (log, position) VALUES (?, ?)"
                 " ON CONFLICT (log) DO UPDATE SET position = excluded.position",

@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
-from platone_bal.ports import LeafKind, LeaseLost, QueuedLeaf
+from platone_bal.ports import Fence, LeafKind, LeaseLost, QueuedLeaf
+from platone_bal.ports.records import lease_lost
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 """The database's clock in Unix seconds, with fractions (`unixepoch()` has none here)."""
@@ -65,6 +66,12 @@ class SqliteNodeState(SqliteDatabase):
             )
 
 
+def fenced(db: sqlite3.Connection, fence: Fence | None) -> None:
+    """A leader's write: its lease checked first, in the same transaction."""
+    if fence is not None:
+        check_lease(db, fence.lease, fence.holder, fence.token)
+
+
 def check_lease(db: sqlite3.Connection, name: str, holder: str, token: int) -> None:
     """Inside a write transaction (SQLite's one write lock: the lease cannot change
     hands before it ends)."""
@@ -73,7 +80,7 @@ def check_lease(db: sqlite3.Connection, name: str, holder: str, token: int) -> N
         (name, holder, token),
     ).fetchone()
     if row is None or not row[0]:
-        raise LeaseLost(f"lease {name!r} (token {token}) is no longer held by {holder!r}")
+        raise LeaseLost(lease_lost(Fence(name, holder, token)))
 
 
 def queue_leaves(db: sqlite3.Connection, leaves: Sequence[QueuedLeaf]) -> None:

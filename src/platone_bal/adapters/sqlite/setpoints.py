@@ -6,7 +6,8 @@ from typing import Any
 
 from platone_bal.adapters.setpoint_rows import SETPOINT_COLUMNS, setpoint_from_row
 from platone_bal.adapters.sqlite.connection import SqliteDatabase
-from platone_bal.ports import MAX_ROW_ID, StoredSetPoint
+from platone_bal.adapters.sqlite.node_state import fenced
+from platone_bal.ports import MAX_ROW_ID, Fence, StoredSetPoint
 
 
 class SqliteSetPoints(SqliteDatabase):
@@ -39,8 +40,9 @@ class SqliteSetPoints(SqliteDatabase):
     def setpoints_to_deliver(self, below: int, limit: int = 100) -> list[StoredSetPoint]:
         return self._setpoints("status = 'issued' AND idx < ? ORDER BY idx LIMIT ?", below, limit)
 
-    def mark_delivered(self, setpoint_id: int, when: str) -> None:
+    def mark_delivered(self, setpoint_id: int, when: str, fence: Fence | None = None) -> None:
         with self._transaction() as db:
+            fenced(db, fence)
             db.execute(
                 "UPDATE setpoints SET status = 'delivered', delivered = ?"
                 " WHERE id = ? AND status = 'issued'",
