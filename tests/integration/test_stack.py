@@ -140,5 +140,6 @@ def test_make_stack_runs_the_topology_survives_a_dead_leader_and_keeps_its_data(
         assert settled(Front(directory, http_port)) == 2 * first
     finally:
         if (directory / "stack.json").exists():
-            bal("stack", "down", "--dir", str(directory))
-        time.sleep(0.1)
+            removed = bal("stack", "down", "--dir", str(directory), "--remove")
+            assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert not directory.exists()

@@ -21,6 +21,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from platone_bal.config import Settings
+from tests.unit.test_broker_config import options
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -151,16 +152,6 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return Settings()
-
-
-def options(text: str) -> dict[str, list[str]]:
-    """Every option of a mosquitto.conf with its values, in order."""
-    found: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.strip().partition(" ")
-            found.setdefault(key, []).append(value)
-    return found
 
 
 def listeners(text: str) -> dict[str, dict[str, str]]:

@@ -47,16 +47,22 @@ def up(
 
 
 @stack_app.command("down")
-def down(directory: DirOption = Path("bal-stack")) -> None:
-    """Stop the stack; its data stay in the directory."""
+def down(
+    directory: DirOption = Path("bal-stack"),
+    remove: Annotated[bool, typer.Option("--remove", help="Also delete all its data")] = False,
+) -> None:
+    """Stop the stack; its data stay in the directory unless --remove."""
     from platone_bal.stack.run import Stack, StackError
 
+    stack = Stack(directory)
     try:
-        Stack(directory).down()
+        stack.down()
     except StackError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"BAL stack in {directory} stopped")
+    if remove:
+        stack.remove()
+    console.print(f"BAL stack in {directory} stopped" + (" and removed" if remove else ""))
 
 
 @stack_app.command("proxy", hidden=True)

@@ -12,8 +12,11 @@ ids in DIR/stack.json. `up` again after `down` starts the same stack with its da
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,10 +91,24 @@ class Stack:
             raise StackError("PostgreSQL is not installed (apt-get install postgresql)")
         return PostgresCluster(
             bindir,
-            self.directory / "postgres",
+            self.postgres_root(),
             state.postgres_port,
             password=self.secret("postgres-password"),
         )
+
+    def postgres_root(self) -> Path:
+        """DIR/postgres, where the `postgres` user can reach it. As root, PostgreSQL runs
+        as `postgres` (initdb refuses root); a directory under /root (a clone in root's
+        home) is out of its reach, so the cluster then lives in that user's home and
+        DIR/postgres links to it."""
+        inside = self.directory / "postgres"
+        if os.geteuid() != 0 or inside.exists() or _reachable_by_postgres(self.directory):
+            return inside.resolve() if inside.is_symlink() else inside
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
+        home = Path(pwd.getpwnam("postgres").pw_dir) / f"bal-stack-{digest}"
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        inside.symlink_to(home)
+        return home
 
     def broker(self, state: StackState) -> StackBroker:
         return StackBroker(self.directory / "mosquitto", state.mqtt_port, state.node_mqtt_port)
@@ -129,8 +146,6 @@ class Stack:
 
     def up(self, nodes: int = 2, http_port: int = 8080, mqtt_port: int = 8883) -> StackState:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # PostgreSQL runs as `postgres`: it must reach postgres/
-            self.directory.chmod(0o711)
         state = StackState.load(self.directory)
         if state is not None and any(_alive(pid) for pid in state.pids.values()):
             raise StackError(f"the stack in {self.directory} is up: `bal stack down` first")
@@ -268,6 +283,22 @@ class Stack:
         self.postgres(state).stop()
         state.pids = {}
         state.save(self.directory)
+
+    def remove(self) -> None:
+        """Delete the stopped stack's data: the directory and a cluster it links to."""
+        linked = self.directory / "postgres"
+        if linked.is_symlink():
+            shutil.rmtree(linked.resolve(), ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _reachable_by_postgres(directory: Path) -> bool:
+    """Whether the `postgres` user may enter `directory` (every parent searchable)."""
+    command = ["runuser", "-u", "postgres", "--", "test", "-x", str(directory)]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _alive(pid: int) -> bool:
