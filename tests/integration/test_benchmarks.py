@@ -89,3 +89,30 @@ def test_storage_benchmark_writes_its_report(tmp_path: Path) -> None:
             for name in ("readings", "series", "baseline_plain_table_rows"):
                 assert queries[kind][name]["p95_ms"] > 0
     assert "ratio_postgres_vs_sqlite" in ingest
+
+
+@pytest.mark.timeout(300)
+def test_scale_benchmark_runs_nodes_the_sequencer_and_a_takeover(tmp_path: Path) -> None:
+    require_binary("mosquitto")
+    postgres_cluster.require_bindir()
+    report = tmp_path / "scale.json"
+    workload = (
+        "--nodes 2 --messages 300 --seconds 2 --drain 3 --takeovers 1 --sequencer-leaves 1000"
+    )
+    subprocess.run(
+        [sys.executable, "benchmarks/scale.py", *workload.split(), "--report", str(report)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=280,
+    )
+    result = json.loads(report.read_text())
+    assert not result["errors"], result["errors"]
+    assert result["raw_mosquitto_msgs_per_s"] > 0
+    ingest = result["nodes"]["2"]["ingest"]
+    assert ingest["complete"] and ingest["readings"] == 300
+    assert result["nodes"]["2"]["ratio_to_raw"] > 0
+    for store in ("postgres", "sqlite"):
+        assert result["sequencer"][store]["leaves"] >= 1000
+    assert len(result["takeover_s"]["runs"]) == 1
+    assert result["nodes"]["2"]["receipt_latency_ms"]["n"] > 0
