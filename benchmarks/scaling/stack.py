@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -277,7 +276,7 @@ def running_stack(nodes: int, say: Callable[[str], None]) -> Iterator[RunningSta
             for process in running.restarted:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(5)
-        shutil.rmtree(directory, ignore_errors=True)
+        stack.remove()  # with the PostgreSQL cluster it may link to (run as root)
 
 
 def describe(running: RunningStack) -> dict[str, Any]:
