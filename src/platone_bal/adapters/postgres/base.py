@@ -89,14 +89,20 @@ class PoolUser:
         if fence is None:
             return self._run(query, params)
         with self._pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT expires > clock_timestamp() FROM leases"
-                " WHERE name = %s AND holder = %s AND token = %s FOR SHARE",
-                (fence.lease, fence.holder, fence.token),
-            ).fetchone()
-            if row is None or not row[0]:
-                raise LeaseLost(lease_lost(fence))
+            check_lease(conn, fence)
             return conn.execute(query, params).rowcount
+
+
+def check_lease(conn: Connection, fence: Fence) -> None:
+    """LeaseLost unless `fence` holds now; its row then stays locked `FOR SHARE` until
+    the transaction ends, so the lease cannot change hands meanwhile (see node_state)."""
+    row = conn.execute(
+        "SELECT expires > clock_timestamp() FROM leases"
+        " WHERE name = %s AND holder = %s AND token = %s FOR SHARE",
+        (fence.lease, fence.holder, fence.token),
+    ).fetchone()
+    if row is None or not row[0]:
+        raise LeaseLost(lease_lost(fence))
 
 
 def is_row_id(value: int) -> bool:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import psycopg.errors
 
 from platone_bal.adapters.postgres.base import Connection, PoolUser, unavailable_on_faults
-from platone_bal.ports import Fence, LeafKind, LeaseLost, QueuedLeaf, StoreUnavailable
-from platone_bal.ports.records import lease_lost
+from platone_bal.adapters.postgres.base import check_lease as fenced
+from platone_bal.ports import Fence, LeafKind, QueuedLeaf, StoreUnavailable
 
 TAKE_LOCK_TIMEOUT = "1s"
 """How long taking or renewing a lease waits for a leader's write that holds the row."""
@@ -78,13 +78,7 @@ class NodeStateTables(PoolUser):
 
 
 def check_lease(conn: Connection, name: str, holder: str, token: int) -> None:
-    row = conn.execute(
-        "SELECT expires > clock_timestamp() FROM leases"
-        " WHERE name = %s AND holder = %s AND token = %s FOR SHARE",
-        (name, holder, token),
-    ).fetchone()
-    if row is None or not row[0]:
-        raise LeaseLost(lease_lost(Fence(name, holder, token)))
+    fenced(conn, Fence(name, holder, token))
 
 
 def queue_leaves(conn: Connection, leaves: Sequence[QueuedLeaf]) -> None:
