@@ -32,7 +32,7 @@ from platone_bal.api import ApiContext, create_api
 from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
-from platone_bal.bootstrap import open_store
+from platone_bal.bootstrap import open_archive_files, open_store
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
@@ -42,6 +42,7 @@ from platone_bal.entrypoints.http_server import HttpServer, http_server
 from platone_bal.entrypoints.mqtt_subscriber import MqttSubscriber
 from platone_bal.ports import Store
 from platone_bal.services.anchorer import Anchorer
+from platone_bal.services.archiver import ArchiveJob, Archiver
 from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.broker_sync import BrokerSync
 from platone_bal.services.checkpointer import Checkpointer
@@ -58,6 +59,7 @@ from platone_bal.services.leader_duties import Duty, LeaderDuties
 from platone_bal.services.leadership import Leadership
 from platone_bal.services.periodic import PeriodicWorker
 from platone_bal.services.recorder import Recorder
+from platone_bal.services.restore_jobs import Lifecycle, RestoreJobs
 from platone_bal.services.sequencer import Sequencer
 from platone_bal.services.setpoint_delivery import SetPointDelivery
 from platone_bal.services.setpoints import SetPointService
@@ -140,6 +142,15 @@ class Node:
             on_commit=self.checkpointer.log_grew,
         )
         self.ingest.on_answers = self.checkpointers[SETPOINT_LOG].log_grew
+        self.archiver = Archiver(
+            self.store,
+            open_archive_files(settings),
+            settings.log_id,
+            self.name,
+            hot_days=settings.hot_days,
+            keep_restored_days=settings.restore_keep_days,
+            clock=now,
+        )
         self.mosquitto, self.broker_login = self._broker()
         self.dynsec, self.broker_sync = self._broker_sync()
         journal = self.mosquitto.journal if self.mosquitto is not None else None
@@ -166,6 +177,7 @@ class Node:
                 key_admin=lambda: self.key_admin,
                 node_status=self.status,
                 setpoints=self.setpoints,
+                lifecycle=Lifecycle(self.archiver, RestoreJobs(self.archiver)),
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
             session_key=self.keys.secret("session-key"),
@@ -317,7 +329,8 @@ class Node:
                 Egress(self.store, publisher, log_id=settings.log_id),
                 SetPointDelivery(self.store, publisher),
             ]
-            leadership = self._leadership([*anchorers, decisions, *outgoing])
+            archive_job = ArchiveJob(self.archiver, settings.archive_interval)
+            leadership = self._leadership([*anchorers, decisions, archive_job, *outgoing])
             await asyncio.to_thread(leadership.start)
             subscriber = MqttSubscriber(
                 login.url,

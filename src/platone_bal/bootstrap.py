@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import partial
 
 from platone_bal.config import Settings
-from platone_bal.ports import Store
+from platone_bal.ports import ArchiveFiles, Store
 
 
 def open_store(settings: Settings) -> Store:
@@ -40,3 +40,10 @@ def store_opener(settings: Settings) -> Callable[[], Store]:
     from platone_bal.adapters.sqlite import SqliteStore
 
     return partial(SqliteStore, settings.data_dir / "scd.sqlite3")
+
+
+def open_archive_files(settings: Settings) -> ArchiveFiles:
+    """Where the hot window's archive files are kept (BAL_ARCHIVE_DIR)."""
+    from platone_bal.adapters.archive_files import LocalArchiveFiles
+
+    return LocalArchiveFiles(settings.archive_path)

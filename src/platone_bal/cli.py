@@ -16,6 +16,7 @@ from rich.console import Console
 
 from platone_bal.config import Settings
 from platone_bal.domain.users import Role
+from platone_bal.lifecycle_cli import register as register_lifecycle
 from platone_bal.stack.cli import stack_app
 
 if TYPE_CHECKING:
@@ -175,6 +176,16 @@ def simulate(
         str, typer.Option(envvar="BAL_SIMULATE_PASSWORD", help="The producer's (prompted)")
     ] = "",
     qos: Annotated[int, typer.Option(min=0, max=1)] = 1,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Time the first round's measurements at this UTC time (YYYY-MM-DD or RFC "
+            "3339) instead of now: a past month sent in minutes, for the hot window"
+        ),
+    ] = None,
+    step: Annotated[
+        float, typer.Option(min=1.0, help="With --start: measurement seconds between rounds")
+    ] = 900.0,
     light_nodes: Annotated[
         int,
         typer.Option(
@@ -214,6 +225,14 @@ def simulate(
         return
     from platone_bal.simulate import Fleet, run_fleet
 
+    first = None
+    if start is not None:
+        from platone_bal.domain.readings import InvalidReading, parse_time
+
+        try:
+            first = parse_time(start if "T" in start else f"{start}T00:00:00Z")
+        except InvalidReading as error:
+            raise typer.BadParameter(str(error), param_hint="--start") from None
     password = password or typer.prompt("Password", hide_input=True)
     fleet = Fleet(username=username, meters=meters, pmus=pmus)
     sent = run_fleet(
@@ -224,6 +243,8 @@ def simulate(
         rounds=rounds,
         qos=qos,
         ca_file=ca_file,
+        start=first,
+        step=step,
     )
     console.print(f"sent {sent} payloads")
 
@@ -295,9 +316,10 @@ def audit(
     """
     from rich.progress import Progress
 
-    from platone_bal.bootstrap import open_store, store_opener
+    from platone_bal.bootstrap import open_archive_files, open_store, store_opener
     from platone_bal.domain.audit import AUDIT_LOG
     from platone_bal.services.audit import Pages, audit_log
+    from platone_bal.services.audit.archived import WithArchives
 
     settings = _settings(config)
     log = log_id or settings.log_id
@@ -311,7 +333,11 @@ def audit(
                 opener=store_opener(settings),
             )
             report = audit_log(
-                store, log, chain, lambda done: progress.update(task, completed=done), pages
+                WithArchives(store, open_archive_files(settings), log).as_store(),
+                log,
+                chain,
+                lambda done: progress.update(task, completed=done),
+                pages,
             )
     finally:
         closer()
@@ -420,6 +446,9 @@ def chain_deploy(
     for name, address in deployment.contracts.items():
         console.print(f"{name:<22} {address}")
     console.print(f"chain {deployment.chain_id}; recorded in the store")
+
+
+register_lifecycle(app, _settings, console)
 
 
 def main() -> None:

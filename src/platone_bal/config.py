@@ -180,6 +180,27 @@ class Settings(BaseSettings):
         description="Seconds a node leads without renewing its lease (renewed every fifth):"
         " how long a dead leader's duties wait before another node takes them over.",
     )
+    hot_days: int = Field(
+        default=60,
+        ge=1,
+        description="Days of readings (by measurement day, UTC, today included) kept in the "
+        "live store; older days move to archive files (daily, or `bal archive`).",
+    )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="Where archive files are written (default: archives/ in the data dir). "
+        "Every node and `bal audit` must see the same directory.",
+    )
+    restore_keep_days: int = Field(
+        default=7,
+        ge=0,
+        description="Days a restored archive stays live before it is archived again.",
+    )
+    archive_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between two looks of the leader for days that left the hot window.",
+    )
     key_poll_interval: float = Field(
         default=1.0,
         gt=0,
@@ -225,6 +246,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir or self.data_dir / "archives"
 
     @property
     def chain_dir(self) -> Path:

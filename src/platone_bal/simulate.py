@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -188,9 +188,14 @@ def run_fleet(
     rounds: int,
     qos: int,
     ca_file: Path | None = None,
+    start: datetime | None = None,
+    step: float = 60.0,
 ) -> int:
     """Publish rounds until `rounds` are sent (0: until Ctrl-C); returns the payloads
-    the broker acknowledged (QoS 1) or that were written to the socket (QoS 0)."""
+    the broker acknowledged (QoS 1) or that were written to the socket (QoS 0).
+
+    Measurements are timed now, or with `start` from then on, `step` seconds apart per
+    round (a past month sent in minutes: days for the hot window to archive)."""
     client = connect(url, fleet.username, password, ca_file=ca_file)
     sent = 0
     columns = (
@@ -210,7 +215,11 @@ def run_fleet(
                 started = time.monotonic()
                 infos = [
                     client.publish(topic, payload, qos=qos)
-                    for topic, payload in fleet.round(datetime.now(UTC))
+                    for topic, payload in fleet.round(
+                        datetime.now(UTC)
+                        if start is None
+                        else start + timedelta(seconds=step * done)
+                    )
                 ]
                 for info in infos:
                     with contextlib.suppress(RuntimeError, ValueError):  # connection lost

@@ -24,7 +24,14 @@ from platone_bal.domain.decisions import Decision, grant_topic
 from platone_bal.domain.devices import Device, DeviceKind
 from platone_bal.domain.grants import Grant, GrantStatus, Slice
 from platone_bal.domain.leaf import Source, leaf_bytes, leaf_object, message_digest, new_salt
-from platone_bal.domain.merkle import SHA3_256, BatchNodeReader, Frontier, MemoryNodes
+from platone_bal.domain.merkle import (
+    SHA3_256,
+    BatchNodeReader,
+    Frontier,
+    MemoryNodes,
+    tree_root,
+    with_nodes,
+)
 from platone_bal.domain.messages import Channel, MessageRecord, ReadingRecord, SaveResult
 from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Client, Role, Scope, User, producer_topic
@@ -339,3 +346,42 @@ def make_anchor(
         block if block is not None else 100 + size,
         format_time(RECEIVED + timedelta(seconds=size % 86_400)),
     )
+
+
+# days of readings for the hot window
+
+DAY1 = datetime(2026, 3, 1, tzinfo=UTC)
+"""The first of `fill_days`'s three days of readings."""
+
+
+def anchor_all(store: Store) -> int:
+    """Sign and anchor the log as it is (as the checkpointer and anchorer would)."""
+    size = store.log_size(LOG)
+    root = with_nodes(store.nodes(LOG), lambda nodes: tree_root(SHA3_256, nodes, size), LOG)
+    store.add_checkpoint(signed(LOG, size, root))
+    store.add_anchor(make_anchor(LOG, size, root))
+    return size
+
+
+def fill_days(store: Store) -> None:
+    """Days 1-3 of readings (PMU, two measurands each), a CIM message across midnight
+    of days 2-3, received days later, then anchored."""
+    alice = add_user(store, "alice")
+    records = []
+    for day in range(3):
+        for minute in range(0, 60, 10):
+            at = DAY1 + timedelta(days=day, hours=10, minutes=minute)
+            values = [("voltage", f"{230 + minute / 10}"), ("frequency", "50.01")]
+            records.append(pmu_message(alice, "pmu-1", at, values, received=at))
+    midnight = DAY1 + timedelta(days=2)
+    payload = cim_payload(
+        "meter-9",
+        [
+            (midnight - timedelta(minutes=1), "10.5", "0.0.0.1.1.1.12.0.0.0.0.0.0.0.0.3.72.0"),
+            (midnight + timedelta(minutes=1), "10.6", "0.0.0.1.1.1.12.0.0.0.0.0.0.0.0.3.72.0"),
+        ],
+    )
+    records.append(message(alice, payload, received=midnight + timedelta(minutes=2)))
+    result = save(store, records)
+    assert not result.duplicates
+    anchor_all(store)

@@ -7,14 +7,17 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from platone_bal.adapters.archive_files import LocalArchiveFiles
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.api import ApiContext, create_api
 from platone_bal.api.tokens import TokenSigner
+from platone_bal.services.archiver import Archiver
 from platone_bal.services.audit_trail import AuditTrail
 from platone_bal.services.clients import ClientService
 from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
+from platone_bal.services.restore_jobs import Lifecycle, RestoreJobs
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 from tests.unit.test_api import KEY, login
@@ -23,7 +26,9 @@ MAX_PAYLOAD = 64 * 1024
 
 
 def api_context(store: SqliteStore, users: UserService, ingest: IngestService) -> ApiContext:
-    """What the API needs, on a real store, without a chain."""
+    """What the API needs, on a real store, without a chain; archives beside the store."""
+    files = LocalArchiveFiles(store.path.parent / "archives")
+    archiver = Archiver(store, files, ingest.log_id, "node-a", hot_days=60, keep_restored_days=7)
     return ApiContext(
         store,
         users,
@@ -34,6 +39,7 @@ def api_context(store: SqliteStore, users: UserService, ingest: IngestService) -
         DeviceService(store, now),
         AuditTrail(store, now),
         setpoints=SetPointService(store, now),
+        lifecycle=Lifecycle(archiver, RestoreJobs(archiver)),
     )
 
 

@@ -17,8 +17,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from platone_bal.domain.leaf import leaf_bytes
+from platone_bal.domain.merkle import perfect_blocks as blocks
 from platone_bal.services.audit.match import LeafMatcher, attrs_agree
-from platone_bal.services.audit.pages import blocks, first_inside
+from platone_bal.services.audit.pages import first_inside
 from platone_bal.services.audit.records import check_reading
 from platone_bal.services.audit.report import BadRow
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import orjson
 
+from platone_bal.domain.archive import ArchivedMessage, ArchivedReading
 from platone_bal.domain.checkpoint import Anchor, Checkpoint, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device, DeviceKind
@@ -27,6 +28,8 @@ from platone_bal.domain.readings import format_time
 from platone_bal.domain.users import Client, Role, Scope, User
 from platone_bal.ports import (
     AccessRow,
+    ArchiveRecord,
+    ArchiveStatus,
     RawRecord,
     ReadingRow,
     StoredDecision,
@@ -379,3 +382,110 @@ def audit_column_rows(rows: Iterable[Row]) -> list[tuple[int, str, str, str, str
 def raw_records_from_rows(rows: Iterable[Row]) -> list[RawRecord]:
     """From rows of (index, leaf, *the values of READING_COLUMNS or ENTRY_COLUMNS)."""
     return [RawRecord(row[0], row[1], tuple(row[2:])) for row in rows]
+
+
+# the hot window: archive files and the rows they hold
+
+ARCHIVE_COLUMNS = (
+    "log, day, part, file, sha3, bytes, readings, messages, first_index, last_index,"
+    " first_id, last_id, checkpoint_size, status, created, restored"
+)
+"""What `archive_values` gives and `archive_from_row` reads, in their order."""
+
+
+def archive_values(record: ArchiveRecord) -> Row:
+    """The day as ISO text (both backends compare it as text or cast it)."""
+    return (
+        record.log,
+        record.day.isoformat(),
+        record.part,
+        record.file,
+        record.sha3,
+        record.bytes,
+        record.readings,
+        record.messages,
+        record.first_index,
+        record.last_index,
+        record.first_id,
+        record.last_id,
+        record.checkpoint_size,
+        record.status.value,
+        record.created,
+        record.restored,
+    )
+
+
+def archive_from_row(row: Row) -> ArchiveRecord:
+    day = row[1] if isinstance(row[1], date) else date.fromisoformat(row[1])
+    (log, _, part, file, sha3, size, readings, messages, first_index, last_index,
+     first_id, last_id, checkpoint_size, status, created, restored) = row  # fmt: skip
+    return ArchiveRecord(
+        log, day, part, file, bytes(sha3), size, readings, messages, first_index, last_index,
+        first_id, last_id, checkpoint_size, ArchiveStatus(status), created, restored,
+    )  # fmt: skip
+
+
+ARCHIVED_READING_COLUMNS = (
+    "id, idx, message_id, leaf, log, producer, owner, device, time, measurand, value, unit,"
+    " attrs, format, received"
+)
+"""What `archived_reading_from_row` reads, in its order: a reading as stored."""
+
+
+def archived_reading_from_row(row: Row) -> ArchivedReading:
+    return ArchivedReading(row[0], row[1], row[2], bytes(row[3]), *row[4:])
+
+
+ARCHIVED_MESSAGE_COLUMNS = (
+    "id, received, channel, topic, producer, sender, digest, size, payload, format, outcome,"
+    " readings"
+)
+"""What `archived_message_from_row` reads, in its order: a message as stored."""
+
+
+def archived_message_from_row(row: Row) -> ArchivedMessage:
+    (message_id, received, channel, topic, producer, sender, digest, size, payload, format_,
+     outcome, readings) = row  # fmt: skip
+    return ArchivedMessage(
+        message_id, received, channel, topic, producer, sender, digest, size, bytes(payload),
+        format_, outcome, readings,
+    )  # fmt: skip
+
+
+def archived_message_values(message: ArchivedMessage) -> Row:
+    """In the order of ARCHIVED_MESSAGE_COLUMNS."""
+    return (
+        message.id,
+        message.received,
+        message.channel,
+        message.topic,
+        message.producer,
+        message.sender,
+        message.digest,
+        message.size,
+        message.payload,
+        message.format,
+        message.outcome,
+        message.readings,
+    )
+
+
+def archived_reading_values(reading: ArchivedReading) -> Row:
+    """In the order of ARCHIVED_READING_COLUMNS."""
+    return (
+        reading.id,
+        reading.index,
+        reading.message_id,
+        reading.leaf,
+        reading.log,
+        reading.producer,
+        reading.owner,
+        reading.device,
+        reading.time,
+        reading.measurand,
+        reading.value,
+        reading.unit,
+        reading.attrs,
+        reading.format,
+        reading.received,
+    )

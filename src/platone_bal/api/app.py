@@ -12,6 +12,7 @@ from platone_bal import __version__
 from platone_bal import metrics as node_metrics
 from platone_bal.api import (
     audit,
+    routes_archives,
     routes_auth,
     routes_certification,
     routes_clients,
@@ -72,6 +73,7 @@ def create_api(
     api.include_router(audit.router)
     api.include_router(routes_ingest.router)
     api.include_router(routes_readings.router)
+    api.include_router(routes_archives.router)
     api.include_router(routes_setpoints.router)
     api.include_router(routes_series.router)
     api.include_router(routes_certification.router)

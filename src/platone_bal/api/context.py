@@ -14,6 +14,7 @@ from platone_bal.services.devices import DeviceService
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.key_admin import KeyAdmin
+from platone_bal.services.restore_jobs import Lifecycle
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
 
@@ -37,3 +38,5 @@ class ApiContext:
     """Broker and chain state in words, for the operators' dashboard."""
     setpoints: SetPointService | None = None
     """Set points (bal-setpoints); None where a composition has none (some unit tests)."""
+    lifecycle: Lifecycle | None = None
+    """The hot window: archives and restores (None where a composition has none)."""

@@ -15,6 +15,15 @@ from platone_bal.ports import StoreUnavailable
 PROBLEM_JSON = "application/problem+json"
 
 
+class ArchivedOnly(Exception):
+    """Nothing live answers a query whose days are archived: a problem document names
+    them, never an empty page that looks like no data."""
+
+    def __init__(self, days: list[str]) -> None:
+        super().__init__(days)
+        self.days = days
+
+
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
@@ -39,6 +48,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = problem(503, "Service Unavailable", "the store is busy; try again")
         response.headers["Retry-After"] = "1"
         return response
+
+    @app.exception_handler(ArchivedOnly)
+    async def archived_problem(request: Request, error: ArchivedOnly) -> JSONResponse:
+        listed = ", ".join(error.days[:10]) + (" ..." if len(error.days) > 10 else "")
+        return problem(
+            404,
+            "Archived",
+            f"no live reading matches; the readings of {len(error.days)} day(s) it covers "
+            f"are archived ({listed}): an admin restores them with POST /v1/archives/restore",
+            type="/problems/archived",
+            archived_days=error.days,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,7 @@ Who sees what: `api/access.py`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -16,9 +16,11 @@ from platone_bal.api.audit import audit
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
 from platone_bal.api.deps import Context, Principal, Reader
+from platone_bal.api.problems import ArchivedOnly
 from platone_bal.domain.readings import InvalidReading, parse_time
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
+from platone_bal.services.archiver import archived_days
 
 router = APIRouter(prefix="/v1", tags=["readings"])
 
@@ -30,6 +32,11 @@ MAX_DATASET = 100_000
 class ReadingPage(BaseModel):
     items: list[StoredReading]
     next_cursor: str | None
+    archived_days: list[str] = Field(
+        default_factory=list,
+        description="Days the query covers whose readings are in archive files, not here "
+        "(an admin restores them: POST /v1/archives/restore); empty when none",
+    )
 
 
 class RejectionPage(BaseModel):
@@ -112,9 +119,26 @@ def find_readings(
     (the access is recorded in the audit log)."""
     kind = "n" if wanted.order == "newest" else "r"
     after = decode_cursor(kind, wanted.cursor)
-    rows = ctx.store.readings(reading_query(ctx, who.user, wanted, after, wanted.limit))
+    query = reading_query(ctx, who.user, wanted, after, wanted.limit)
+    rows = ctx.store.readings(query)
     audit(ctx, request, who, "readings.read", (r.producer for r in rows), len(rows))
-    return ReadingPage(items=rows, next_cursor=next_cursor(kind, rows, wanted.limit))
+    days = archived_in(ctx, query.since, query.until)
+    if days and not rows and wanted.cursor is None:
+        raise ArchivedOnly(days)
+    return ReadingPage(
+        items=rows, next_cursor=next_cursor(kind, rows, wanted.limit), archived_days=days
+    )
+
+
+def archived_in(ctx: ApiContext, since: datetime | None, until: datetime | None) -> list[str]:
+    """The archived days of the readings' log between `since` and `until` (exclusive)."""
+    if ctx.lifecycle is None:
+        return []
+    last = None if until is None else (until - timedelta(microseconds=1)).date()
+    first = None if since is None else since.date()
+    return [
+        day.isoformat() for day in archived_days(ctx.store, ctx.lifecycle.archiver.log, first, last)
+    ]
 
 
 @router.get("/readings", response_model=ReadingPage)

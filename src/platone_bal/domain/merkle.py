@@ -15,7 +15,7 @@ cache) when proving, so a cold proof over a large log recomputes large subtrees.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -148,6 +148,18 @@ class Frontier:
         self.size += 1
         return nodes
 
+    def append_subtree(self, level: int, subtree_hash: bytes) -> None:
+        """Add a whole perfect subtree of 2**level leaves at once (one whose leaves are
+        not at hand: an archive's neighbours); the tree's size must be a multiple of it."""
+        if self.size % (1 << level):
+            raise ValueError(f"a subtree of level {level} cannot start at leaf {self.size}")
+        index, current = self.size >> level, subtree_hash
+        while index & 1:
+            current = self.hasher.hash_children(self.edge.pop(), current)
+            index >>= 1
+        self.edge.append(current)
+        self.size += 1 << level
+
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[Node]:
         return [node for leaf_hash in leaf_hashes for node in self.append(leaf_hash)]
 
@@ -181,6 +193,18 @@ def merkle_root(hasher: TreeHasher, leaf_hashes: Iterable[bytes]) -> bytes:
     for leaf_hash in leaf_hashes:
         frontier.append(leaf_hash)
     return frontier.root()
+
+
+def perfect_blocks(start: int, stop: int) -> Iterator[tuple[int, int]]:
+    """(level, index) of the largest perfect subtrees that, one after the other, make
+    up leaves [start, stop): what a tree grown from `start` appends to reach `stop` a
+    subtree at a time."""
+    while start < stop:
+        level = (start & -start).bit_length() - 1 if start else (stop - start).bit_length()
+        while start + (1 << level) > stop:
+            level -= 1
+        yield level, start >> level
+        start += 1 << level
 
 
 def range_root(hasher: TreeHasher, reader: NodeReader, start: int, end: int) -> bytes:

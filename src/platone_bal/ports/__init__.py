@@ -6,6 +6,7 @@ work), `records` what they take and give, `outside` the chain, broker sink and j
 
 from platone_bal.ports.outside import (
     AnchorChain,
+    ArchiveFiles,
     BrokerJournal,
     CertifiedSink,
     ChainError,
@@ -20,6 +21,9 @@ from platone_bal.ports.records import (
     READING_COLUMNS,
     SETPOINT_RAW_COLUMNS,
     AccessRow,
+    ArchiveConflict,
+    ArchiveRecord,
+    ArchiveStatus,
     Fence,
     LeafKind,
     LeaseLost,
@@ -39,6 +43,7 @@ from platone_bal.ports.records import (
 )
 from platone_bal.ports.store import (
     AccessLogStore,
+    ArchiveStore,
     CheckpointStore,
     ClientStore,
     DeviceStore,
@@ -65,6 +70,11 @@ __all__ = [
     "AccessLogStore",
     "AccessRow",
     "AnchorChain",
+    "ArchiveConflict",
+    "ArchiveFiles",
+    "ArchiveRecord",
+    "ArchiveStatus",
+    "ArchiveStore",
     "BrokerJournal",
     "CertifiedSink",
     "ChainError",

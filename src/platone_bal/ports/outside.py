@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Protocol
 
+from platone_bal.domain.archive import ArchivedMessage, ArchivedReading, Manifest
 from platone_bal.domain.checkpoint import Anchor
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.light_nodes import KeyChange
@@ -98,4 +100,36 @@ class AnchorChain(Protocol):
         """The anchors of `log` that transaction `tx` made, as its receipt shows them
         (`Anchored` events emitted by the registry, the block it was mined in); None
         when the chain has no such mined transaction."""
+        ...
+
+
+class ArchiveFiles(Protocol):
+    """Where archives are kept (BAL_ARCHIVE_DIR): a data file and its manifest per part
+    of a day, each written whole or not at all and on disk before the call returns."""
+
+    def data_name(self, log: str, day: date, part: int) -> str:
+        """The data file's path under the archive directory."""
+        ...
+
+    def write_data(
+        self, name: str, readings: Sequence[ArchivedReading], messages: Sequence[ArchivedMessage]
+    ) -> tuple[bytes, int]:
+        """Write the data file; its (SHA3-256, size in bytes)."""
+        ...
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Write the manifest beside its data file (`manifest.file`)."""
+        ...
+
+    def read_data(self, name: str) -> tuple[list[ArchivedReading], list[ArchivedMessage]]:
+        """The readings (index order) and messages of a data file; ArchiveError if it
+        cannot be read as one."""
+        ...
+
+    def read_manifest(self, name: str) -> Manifest:
+        """The manifest of data file `name`; ArchiveError if missing or malformed."""
+        ...
+
+    def digest(self, name: str) -> bytes | None:
+        """SHA3-256 of the data file as it is now (None: no such file)."""
         ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -176,6 +176,44 @@ class Fence:
 
 def lease_lost(fence: Fence) -> str:
     return f"lease {fence.lease!r} (token {fence.token}) is no longer held by {fence.holder!r}"
+
+
+class ArchiveStatus(StrEnum):
+    ARCHIVED = "archived"
+    """Its readings are only in the archive file."""
+    RESTORED = "restored"
+    """Its readings are live again (the file stays: it is still their provable copy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """One archive file as the store lists it: a part of a day of a log (a day archived
+    again after late readings arrived gets a second part), with the SHA3-256 the file
+    must still have and the index and reading-id ranges it holds."""
+
+    log: str
+    day: date
+    part: int
+    file: str
+    """The data file's path under BAL_ARCHIVE_DIR (its manifest: `manifest_name`)."""
+    sha3: bytes
+    bytes: int
+    readings: int
+    messages: int
+    first_index: int
+    last_index: int
+    first_id: int
+    last_id: int
+    checkpoint_size: int
+    status: ArchiveStatus
+    created: str
+    restored: str | None = None
+    """When it was last restored (None: never, or archived again since)."""
+
+
+class ArchiveConflict(RuntimeError):
+    """The live store is not what an archive or restore step read a moment ago (another
+    writer moved readings of that day): nothing was changed, the step is retried."""
 
 
 class UserExists(ValueError):

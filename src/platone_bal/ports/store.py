@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from typing import Any, Protocol
 
+from platone_bal.domain.archive import ArchivedMessage, ArchivedReading
 from platone_bal.domain.checkpoint import Anchor, SignedCheckpoint
 from platone_bal.domain.decisions import Decision
 from platone_bal.domain.devices import Device
@@ -24,6 +26,7 @@ from platone_bal.domain.users import Client, Role, User
 from platone_bal.ports.raw_store import RawStore
 from platone_bal.ports.records import (
     AccessRow,
+    ArchiveRecord,
     Fence,
     QueuedLeaf,
     ReadingQuery,
@@ -408,6 +411,51 @@ class LeaseStore(Protocol):
         ...
 
 
+class ArchiveStore(Protocol):
+    """The hot window: which days of a log are live, which are archived (files listed
+    with the SHA3-256 they must keep), and the moves between the two, each one
+    transaction fenced by the archiver's lease."""
+
+    def live_days(self, log: str) -> list[tuple[date, int]]:
+        """(measurement day, live readings) of `log`, oldest first; kept on write, so
+        reading it scans no reading."""
+        ...
+
+    def day_readings(self, log: str, day: date, below: int) -> list[ArchivedReading]:
+        """The live readings of `log` measured on `day` (UTC) with index < `below`, in
+        index order, as stored."""
+        ...
+
+    def archived_messages(self, ids: Collection[int]) -> list[ArchivedMessage]:
+        """The stored messages with these ids, by id."""
+        ...
+
+    def archives(self, log: str | None = None) -> list[ArchiveRecord]:
+        """Every archive file of `log` (None: of every log), by day then part."""
+        ...
+
+    def archive_day(self, record: ArchiveRecord, indices: Sequence[int], fence: Fence) -> None:
+        """The readings at `indices` (of `record.day`) leave the live store, with every
+        message of theirs no live reading or rejection still needs (a payload archived
+        stays claimed: delivered again, it is not stored twice); `record` is listed
+        (a restored part: marked archived again). One transaction: ArchiveConflict, and
+        nothing changed, unless exactly those readings were live."""
+        ...
+
+    def restore_archive(
+        self,
+        record: ArchiveRecord,
+        readings: Sequence[ArchivedReading],
+        messages: Sequence[ArchivedMessage],
+        when: str,
+        fence: Fence,
+    ) -> int:
+        """Put an archive's readings and messages back as they were stored (ids,
+        indices, bytes), those already live left alone, and mark it restored at `when`;
+        how many readings came back. One transaction."""
+        ...
+
+
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction that commits when the block ends and rolls back if it raises."""
@@ -428,6 +476,7 @@ class Store(
     SetPointStore,
     NodeStateStore,
     LeaseStore,
+    ArchiveStore,
     UnitOfWork,
     Protocol,
 ):

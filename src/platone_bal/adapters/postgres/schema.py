@@ -298,10 +298,47 @@ CREATE TABLE log_queue (
 """What the nodes share (keystores, the contracts' addresses), their leases, and the
 leaves queued for the sequencer by the nodes that do not sequence (§8)."""
 
+_V4_LIFECYCLE = """
+CREATE TABLE live_days (
+    log      text COLLATE "C" NOT NULL,
+    day      date NOT NULL,
+    readings bigint NOT NULL,
+    PRIMARY KEY (log, day)
+);
+INSERT INTO live_days (log, day, readings)
+    SELECT log, (time_at AT TIME ZONE 'UTC')::date, count(*) FROM readings GROUP BY 1, 2;
+CREATE INDEX readings_by_message ON readings (message_id);
+CREATE INDEX rejections_by_message ON rejections (message_id);
+CREATE TABLE archives (
+    log             text COLLATE "C" NOT NULL,
+    day             date NOT NULL,
+    part            integer NOT NULL,
+    file            text NOT NULL,
+    sha3            bytea NOT NULL,
+    bytes           bigint NOT NULL,
+    readings        bigint NOT NULL,
+    messages        bigint NOT NULL,
+    first_index     bigint NOT NULL,
+    last_index      bigint NOT NULL,
+    first_id        bigint NOT NULL,
+    last_id         bigint NOT NULL,
+    checkpoint_size bigint NOT NULL,
+    status          text NOT NULL,
+    created         text NOT NULL,
+    restored        text,
+    PRIMARY KEY (log, day, part)
+);
+"""
+"""The hot window (issue 17): live readings per log and measurement day, kept on
+write; an index of each reading's message and each rejection's (is a message still
+needed once its readings are archived?); the archive files. `message_once` keeps an
+archived message's claim, so a payload delivered again is still stored once."""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2_SETPOINTS),
     (3, _V3_NODE_STATE),
+    (4, _V4_LIFECYCLE),
 )
 """(version, SQL) in the order they apply; append only."""
 

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from platone_bal.adapters.postgres.access import AccessTables
 from platone_bal.adapters.postgres.activity import ActivityQueries
+from platone_bal.adapters.postgres.archives import ArchiveTables
 from platone_bal.adapters.postgres.base import Connection, unavailable
 from platone_bal.adapters.postgres.devices import DeviceTables
 from platone_bal.adapters.postgres.grants import GrantTables
@@ -80,6 +81,7 @@ class PostgresStore(
     RawTables,
     SetPointTables,
     NodeStateTables,
+    ArchiveTables,
 ):
     """Store port on one PostgreSQL database (`url`: postgresql://USER:PASSWORD@HOST/DB)."""
 

@@ -73,6 +73,11 @@ class PgTransaction:
         self._messages: dict[int, tuple[datetime, str]] = {}
         """id -> (received_at, digest) of the messages written or looked up here."""
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection (the store's other parts write through it too)."""
+        return self._conn
+
     def check_lease(self, name: str, holder: str, token: int) -> None:
         check_lease(self._conn, name, holder, token)
 
@@ -100,7 +105,7 @@ class PgTransaction:
         return fetch_nodes(self._conn, log, keys)
 
     def add_nodes(self, log: str, nodes: Sequence[Node]) -> None:
-        self._copy(
+        self.copy(
             "COPY nodes (log, level, idx, hash) FROM STDIN (FORMAT BINARY)",
             ((log, level, index, value) for level, index, value in nodes),
             ("text", "int4", "int8", "bytea"),
@@ -128,14 +133,14 @@ class PgTransaction:
         fresh = self._conn.execute(
             "SELECT nextval('messages_id_seq') FROM generate_series(1, %s)", (len(kept),)
         ).fetchall()
-        self._ensure_days("messages", (utc(records[n].received).date() for n in kept))
+        self.ensure_days("messages", (utc(records[n].received).date() for n in kept))
         rows = []
         for position, (message_id,) in zip(kept, sorted(fresh), strict=True):
             record = records[position]
             ids[position] = message_id
             self._messages[message_id] = (record.received, record.digest)
             rows.append((message_id, record.received, *message_values(record)))
-        self._copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)
+        self.copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)
         return ids
 
     def _claim(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -169,9 +174,25 @@ class PgTransaction:
                     number(leaf["value"]),
                 )
             )
-        self._ensure_days("readings", (utc(values[0]).date() for values in copied))
-        self._copy(_READING_COPY, copied, _READING_TYPES)
+        self.ensure_days("readings", (utc(values[0]).date() for values in copied))
+        self.copy(_READING_COPY, copied, _READING_TYPES)
         self._count_arrivals(rows)
+        days = sorted(Counter((row.log, row.record.leaf["time"][:10]) for row in rows).items())
+        self.count_live_days(days)
+
+    def count_live_days(self, days: Sequence[tuple[tuple[str, str], int]]) -> None:
+        """Add to the live readings of ((log, ISO day), readings) pairs, sorted."""
+        self._conn.execute(
+            "INSERT INTO live_days (log, day, readings)"
+            " SELECT * FROM unnest(%s::text[], %s::date[], %s::bigint[])"
+            " ON CONFLICT (log, day)"
+            " DO UPDATE SET readings = live_days.readings + excluded.readings",
+            (
+                [log for (log, _), _ in days],
+                [day for (_, day), _ in days],
+                [count for _, count in days],
+            ),
+        )
 
     def _count_arrivals(self, rows: Sequence[ReadingRow]) -> None:
         """Keep `device_hours` and `device_last` up to date with these readings."""
@@ -212,7 +233,7 @@ class PgTransaction:
         if not rows:
             return
         messages = self._message_rows({message_id for message_id, _, _ in rows})
-        self._copy(
+        self.copy(
             "COPY rejections (message_id, message_at, producer, reason) FROM STDIN",
             (
                 (message_id, messages[message_id][0], producer, reason)
@@ -240,11 +261,11 @@ class PgTransaction:
     def add_access_entries(self, rows: Sequence[AccessRow]) -> None:
         if not rows:
             return
-        self._copy(
+        self.copy(
             f"COPY audit ({ACCESS_ENTRY_COLUMNS}) FROM STDIN",
             (access_entry_values(row) for row in rows),
         )
-        self._copy(
+        self.copy(
             "COPY audit_producers (idx, pos, producer) FROM STDIN",
             (
                 (row.index, position, producer)
@@ -283,12 +304,12 @@ class PgTransaction:
 
     # helpers
 
-    def _ensure_days(self, table: str, days: Iterable[date]) -> None:
+    def ensure_days(self, table: str, days: Iterable[date]) -> None:
         wanted = set(days) - self.days[table]
         ensure_days(self._conn, table, self._known.missing(table, wanted))
         self.days[table].update(wanted)
 
-    def _copy(
+    def copy(
         self, statement: str, rows: Iterable[Sequence[Any]], types: Sequence[str] = ()
     ) -> None:
         """COPY `rows` in; with `types`, in the binary format (no text to parse)."""

@@ -193,6 +193,11 @@ class SqliteReadings(SqliteDatabase):
             found.update(
                 (producer, digest) for producer, digest in rows if (producer, digest) in wanted
             )
+            archived = db.execute(
+                f"SELECT producer, digest FROM archived_once WHERE digest IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update(pair for pair in archived if pair in wanted)
         return found
 
     def payload(self, digest: str) -> bytes | None:

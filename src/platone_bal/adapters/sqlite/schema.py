@@ -315,11 +315,62 @@ def _node_state(db: sqlite3.Connection) -> None:
     )
 
 
+def _lifecycle(db: sqlite3.Connection) -> None:
+    """The hot window (issue 17): live readings counted per log and measurement day on
+    write (the archiver and the dashboard never scan readings to find days); an index
+    on measurement time (a day's readings by range) and on each reading's message (is a
+    message still needed?); the archive files; and the payloads archived messages
+    claimed, so a payload delivered again after its message was archived is still
+    stored only once."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE live_days (
+            log      TEXT NOT NULL,
+            day      TEXT NOT NULL,
+            readings INTEGER NOT NULL,
+            PRIMARY KEY (log, day)
+        ) WITHOUT ROWID;
+        INSERT INTO live_days (log, day, readings)
+            SELECT log, substr(time, 1, 10), COUNT(*) FROM readings
+            GROUP BY log, substr(time, 1, 10);
+        CREATE INDEX readings_by_time ON readings (log, time);
+        CREATE INDEX readings_by_message ON readings (message_id);
+        CREATE INDEX rejections_by_message ON rejections (message_id);
+        CREATE TABLE archives (
+            log             TEXT NOT NULL,
+            day             TEXT NOT NULL,
+            part            INTEGER NOT NULL,
+            file            TEXT NOT NULL,
+            sha3            BLOB NOT NULL,
+            bytes           INTEGER NOT NULL,
+            readings        INTEGER NOT NULL,
+            messages        INTEGER NOT NULL,
+            first_index     INTEGER NOT NULL,
+            last_index      INTEGER NOT NULL,
+            first_id        INTEGER NOT NULL,
+            last_id         INTEGER NOT NULL,
+            checkpoint_size INTEGER NOT NULL,
+            status          TEXT NOT NULL,
+            created         TEXT NOT NULL,
+            restored        TEXT,
+            PRIMARY KEY (log, day, part)
+        ) WITHOUT ROWID;
+        CREATE TABLE archived_once (
+            producer TEXT NOT NULL,
+            digest   TEXT NOT NULL,
+            PRIMARY KEY (digest, producer)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _base,
     _heads_and_indices,
     _setpoints,
     _node_state,
+    _lifecycle,
 )
 """Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped."""
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from platone_bal.adapters.sqlite.access_log import SqliteAccessLog
+from platone_bal.adapters.sqlite.archives import SqliteArchives
 from platone_bal.adapters.sqlite.connection import operational_errors_as_unavailable
 from platone_bal.adapters.sqlite.grants import SqliteDevices, SqliteGrants
 from platone_bal.adapters.sqlite.logs import SqliteLogs
@@ -32,6 +33,7 @@ class SqliteStore(
     SqliteRaw,
     SqliteSetPoints,
     SqliteNodeState,
+    SqliteArchives,
 ):
     """Every store port on one SQLite file; the schema migrated at open."""
 

@@ -64,13 +64,15 @@ class SqliteTransaction:
 
     def add_messages(self, records: Sequence[MessageRecord]) -> list[int | None]:
         """One INSERT OR IGNORE per message: the unique index `messages_once` turns a
-        producer's repeated payload into an ignored row (None)."""
+        producer's repeated payload into an ignored row (None), and so does a payload
+        whose message was archived (`archived_once`); a rejection is always kept."""
         ids: list[int | None] = []
         for record in records:
             cursor = self._db.execute(
                 f"INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS})"  # noqa: S608
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                message_values(record),
+                " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? = 'rejected' OR NOT EXISTS"
+                " (SELECT 1 FROM archived_once WHERE producer = ? AND digest = ?)",
+                (*message_values(record), record.outcome.value, record.producer, record.digest),
             )
             ids.append(cursor.lastrowid if cursor.rowcount else None)
         return ids
@@ -91,6 +93,12 @@ class SqliteTransaction:
             f"INSERT INTO readings (message_id, {READING_LEAF_COLUMNS})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             values,
+        )
+        days = Counter((row.log, row.record.leaf["time"][:10]) for row in rows)
+        self._db.executemany(
+            "INSERT INTO live_days (log, day, readings) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET readings = readings + excluded.readings",
+            [(*key, count) for key, count in days.items()],
         )
         self._db.executemany(
             "INSERT INTO device_hours (producer, hour, device, readings) VALUES (?, ?, ?, ?)"

@@ -13,7 +13,6 @@ names it exactly as an audit without pages checked apart would.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import cast
 
 from platone_bal.domain.audit import AUDIT_LOG
@@ -86,17 +85,6 @@ class PageTree:
         if at < 0 or at >= len(self.levels[level]):
             return None
         return self.levels[level][at : at + HASH_SIZE]
-
-
-def blocks(start: int, stop: int) -> Iterator[tuple[int, int]]:
-    """(level, index) of the largest perfect subtrees that, one after the other, make
-    up leaves [start, stop): the page appended to a tree a subtree at a time."""
-    while start < stop:
-        level = (start & -start).bit_length() - 1 if start else (stop - start).bit_length()
-        while start + (1 << level) > stop:
-            level -= 1
-        yield level, start >> level
-        start += 1 << level
 
 
 def checked_leaves(

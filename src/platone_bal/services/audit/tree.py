@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from platone_bal.domain.checkpoint import CheckpointError, verify_signature
-from platone_bal.domain.merkle import SHA3_256, Frontier
+from platone_bal.domain.merkle import SHA3_256, Frontier, perfect_blocks
 from platone_bal.ports import RawRecord, Store
 from platone_bal.services.audit.checkpoints import Stops, StoredCheckpoints
-from platone_bal.services.audit.pages import PageTree, blocks
+from platone_bal.services.audit.pages import PageTree
 from platone_bal.services.audit.records import check_of
 from platone_bal.services.audit.report import AuditReport, BadRow, Finding
 from platone_bal.services.audit.rows import PAGE, shown
@@ -84,7 +84,7 @@ class LogPass:
         before = dict(zip(Frontier.edge_keys(start), self.frontier.edge, strict=True))
         edge = list(self.frontier.edge)
         over: dict[tuple[int, int], bytes] = {}
-        for level, index in blocks(start, stop):
+        for level, index in perfect_blocks(start, stop):
             current = inside.node(level, index)
             assert current is not None, "a clean page holds its whole subtrees"
             while index & 1:  # completes a subtree begun before the page

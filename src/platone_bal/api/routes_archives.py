@@ -1,0 +1,101 @@
+"""/v1/archives: the hot window for the DSO's administrators: which days are live,
+which are archived (files, SHA3-256, index ranges), and restores on demand."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from platone_bal.api.deps import Admin, Context
+from platone_bal.services.restore_jobs import Lifecycle, RestoreJob
+
+router = APIRouter(prefix="/v1/archives", tags=["archives"])
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    since: date = Field(
+        alias="from", description="First UTC day to restore", examples=["2026-01-01"]
+    )
+    until: date = Field(alias="to", description="Last UTC day to restore", examples=["2026-01-31"])
+
+
+def _lifecycle(ctx: Context) -> Lifecycle:
+    if ctx.lifecycle is None:
+        raise HTTPException(503, "this node keeps no archives")
+    return ctx.lifecycle
+
+
+@router.get("")
+def list_archives(ctx: Context, who: Admin) -> dict[str, Any]:
+    """Live days (readings per measurement day) and archive files of the readings' log."""
+    lifecycle = _lifecycle(ctx)
+    archiver = lifecycle.archiver
+    return {
+        "log": archiver.log,
+        "hot_days": archiver.hot_days,
+        "oldest_hot_day": archiver.oldest_hot_day().isoformat(),
+        "live": [
+            {"day": day.isoformat(), "readings": count}
+            for day, count in ctx.store.live_days(archiver.log)
+        ],
+        "archives": [
+            {
+                "day": record.day.isoformat(),
+                "part": record.part,
+                "status": record.status.value,
+                "readings": record.readings,
+                "messages": record.messages,
+                "file": record.file,
+                "bytes": record.bytes,
+                "sha3": "0x" + record.sha3.hex(),
+                "first_index": record.first_index,
+                "last_index": record.last_index,
+                "checkpoint_size": record.checkpoint_size,
+                "created": record.created,
+                "restored": record.restored,
+            }
+            for record in ctx.store.archives(archiver.log)
+        ],
+    }
+
+
+@router.post("/restore", status_code=202)
+def restore(ctx: Context, who: Admin, wanted: RestoreRequest, response: Response) -> dict[str, Any]:
+    """Bring the archived days from..to back into the live store, in the background;
+    follow the job at its Location. Asking again for days already live does nothing."""
+    if wanted.until < wanted.since:
+        raise HTTPException(400, "to is before from")
+    job = _lifecycle(ctx).jobs.start(wanted.since, wanted.until, who.user.username)
+    response.headers["Location"] = f"/v1/archives/restore/{job.id}"
+    return job_json(job)
+
+
+@router.get("/restore/{job_id}")
+def restore_job(ctx: Context, who: Admin, job_id: int) -> dict[str, Any]:
+    """A restore's progress: parts done of those asked, readings back, its end."""
+    job = _lifecycle(ctx).jobs.job(job_id)
+    if job is None:
+        raise HTTPException(404, f"no restore job {job_id} on this node")
+    return job_json(job)
+
+
+def job_json(job: RestoreJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "from": job.first.isoformat(),
+        "to": job.last.isoformat(),
+        "by": job.by,
+        "status": job.status,
+        "parts": job.parts,
+        "parts_done": job.parts_done,
+        "readings": job.readings,
+        "days": job.days,
+        "started": job.started,
+        "finished": job.finished,
+        "error": job.error,
+    }
