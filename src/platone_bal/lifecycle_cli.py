@@ -149,7 +149,7 @@ def register(
             None: "[yellow]SKIP[/yellow]",
         }
         for item in checks:
-            console.print(f"{mark[item.ok]} {item.name:<10} {item.detail}")
+            console.print(f"{mark[item.ok]} {item.name:<10} {item.detail}", soft_wrap=True)
         failed = [item for item in checks if item.ok is False]
         if failed:
             console.print(f"[red bold]INVALID[/red bold]: {failed[0].name} check failed")
@@ -213,5 +213,6 @@ def _list(console: Console, live: list[tuple[date, int]], archives: list[Archive
     for record in archives:
         console.print(
             f"{record.day} {record.status.value:<9} {record.readings} readings  "
-            f"part {record.part}  {record.file}"
+            f"part {record.part}  {record.file}",
+            soft_wrap=True,
         )

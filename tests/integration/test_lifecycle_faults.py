@@ -1,4 +1,5 @@
-"""`bal archive` and `bal restore` killed with SIGKILL at random moments, on SQLite and
+"""A simulated month (readings with past measurement times) archived by `bal archive`
+and restored by `bal restore`, both killed with SIGKILL at random moments, on SQLite and
 PostgreSQL: each run after a kill finishes the work, and at every point each reading is
 either live or in a listed archive file that still has its listed SHA3-256, never both,
 never neither; `bal audit` passes at the end, and so does `bal verify-archive`."""
@@ -24,8 +25,8 @@ from tests.integration.bal_process import BAL
 
 pytestmark = pytest.mark.integration
 
-DAYS = 12
-MESSAGES_PER_DAY = 500
+DAYS = 30
+MESSAGES_PER_DAY = 100
 MEASURANDS = ("voltage", "current", "frequency", "power")
 READINGS = DAYS * MESSAGES_PER_DAY * len(MEASURANDS)
 KILLS = 6

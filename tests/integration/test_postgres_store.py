@@ -181,6 +181,21 @@ def test_day_partitions_are_made_for_the_days_a_batch_touches(store: PostgresSto
     assert store.log_size(LOG) == 5
 
 
+def test_the_archivers_job_makes_the_next_days_partitions(store: PostgresStore) -> None:
+    today = datetime.now(UTC).date()
+    store.prepare_days(3)
+    made = {
+        name
+        for (name,) in rows_of(
+            store, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        )
+    }
+    for table in ("readings", "messages"):
+        wanted = {partitions.partition_name(table, today + timedelta(days=n)) for n in range(4)}
+        assert wanted <= made, table
+    store.prepare_days(3)  # known days: nothing to make, no lock taken
+
+
 def test_a_new_day_waits_for_running_queries_only_so_long(
     store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

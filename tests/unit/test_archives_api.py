@@ -75,6 +75,30 @@ def test_archived_days_are_named_and_restored_on_demand(
     assert part["archived_days"] == ["2026-03-02"]
     everything = client.get("/v1/readings", headers=admin).json()
     assert everything["archived_days"] == ["2026-03-01", "2026-03-02"]
+    # a chart of an archived day, and a dataset with an archived day in it
+    chart = client.get(
+        "/v1/series?producer=alice&device=pmu-1&measurand=voltage"
+        "&from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z",
+        headers=admin,
+    )
+    assert (chart.status_code, chart.json()["archived_days"]) == (404, ["2026-03-01"])
+    chart = client.get(
+        "/v1/series?producer=alice&device=pmu-1&measurand=voltage"
+        "&from=2026-03-02T00:00:00Z&to=2026-03-04T00:00:00Z",
+        headers=admin,
+    ).json()
+    assert (sum(b["count"] for b in chart["buckets"]), chart["archived_days"]) == (
+        6,
+        ["2026-03-02"],
+    )
+    dataset = client.get(
+        "/v1/certifications?producer=alice&device=pmu-1"
+        "&from=2026-03-02T00:00:00Z&to=2026-03-04T00:00:00Z",
+        headers=admin,
+    )
+    assert dataset.status_code == 409
+    assert dataset.json()["archived_days"] == ["2026-03-02"]
+    assert "answered whole" in dataset.json()["detail"]
     # a window of live days only says nothing is archived
     hot = client.get("/v1/readings?from=2026-03-03T00:00:00Z", headers=admin).json()
     assert (len(hot["items"]), hot["archived_days"]) == (13, [])

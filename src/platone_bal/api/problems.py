@@ -16,12 +16,14 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class ArchivedOnly(Exception):
-    """Nothing live answers a query whose days are archived: a problem document names
-    them, never an empty page that looks like no data."""
+    """Archived days keep a query from being answered whole: nothing live answers it
+    (404), or it asks for a whole dataset, which is never certified in part (409). A
+    problem document names the days, never an empty or short answer that looks whole."""
 
-    def __init__(self, days: list[str]) -> None:
+    def __init__(self, days: list[str], *, whole: bool = False) -> None:
         super().__init__(days)
         self.days = days
+        self.whole = whole
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
@@ -52,13 +54,25 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArchivedOnly)
     async def archived_problem(request: Request, error: ArchivedOnly) -> JSONResponse:
         listed = ", ".join(error.days[:10]) + (" ..." if len(error.days) > 10 else "")
+        restore = "an admin restores them with POST /v1/archives/restore"
+        if error.whole:
+            status, detail = (
+                409,
+                (
+                    f"the readings of {len(error.days)} day(s) of this dataset are archived "
+                    f"({listed}); a dataset is answered whole: {restore}, then ask again"
+                ),
+            )
+        else:
+            status, detail = (
+                404,
+                (
+                    f"no live reading matches; the readings of {len(error.days)} day(s) it "
+                    f"covers are archived ({listed}): {restore}"
+                ),
+            )
         return problem(
-            404,
-            "Archived",
-            f"no live reading matches; the readings of {len(error.days)} day(s) it covers "
-            f"are archived ({listed}): an admin restores them with POST /v1/archives/restore",
-            type="/problems/archived",
-            archived_days=error.days,
+            status, "Archived", detail, type="/problems/archived", archived_days=error.days
         )
 
     @app.exception_handler(RequestValidationError)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from platone_bal.api.audit import audit
 from platone_bal.api.deps import Admin, Context
 from platone_bal.services.restore_jobs import Lifecycle, RestoreJob
 
@@ -65,18 +66,21 @@ def list_archives(ctx: Context, who: Admin) -> dict[str, Any]:
 
 
 @router.post("/restore", status_code=202)
-def restore(ctx: Context, who: Admin, wanted: RestoreRequest, response: Response) -> dict[str, Any]:
+def restore(
+    ctx: Context, request: Request, who: Admin, wanted: RestoreRequest, response: Response
+) -> dict[str, Any]:
     """Bring the archived days from..to back into the live store, in the background;
     follow the job at its Location. Asking again for days already live does nothing."""
     if wanted.until < wanted.since:
         raise HTTPException(400, "to is before from")
     job = _lifecycle(ctx).jobs.start(wanted.since, wanted.until, who.user.username)
+    audit(ctx, request, who, "archives.restore", (), job.parts)
     response.headers["Location"] = f"/v1/archives/restore/{job.id}"
     return job_json(job)
 
 
 @router.get("/restore/{job_id}")
-def restore_job(ctx: Context, who: Admin, job_id: int) -> dict[str, Any]:
+def restore_job(ctx: Context, who: Admin, job_id: str) -> dict[str, Any]:
     """A restore's progress: parts done of those asked, readings back, its end."""
     job = _lifecycle(ctx).jobs.job(job_id)
     if job is None:

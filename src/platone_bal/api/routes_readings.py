@@ -105,8 +105,11 @@ def reading_query(
 
 def whole_dataset(ctx: ApiContext, user: User, wanted: ReadingFilter) -> list[StoredReading]:
     """Every reading `user` may see that matches `wanted` (no paging: limit and cursor
-    are ignored), at most MAX_DATASET."""
-    rows = ctx.store.readings(reading_query(ctx, user, wanted, 0, MAX_DATASET + 1))
+    are ignored), at most MAX_DATASET; refused while days it covers are archived."""
+    query = reading_query(ctx, user, wanted, 0, MAX_DATASET + 1)
+    if days := archived_in(ctx, query.since, query.until):
+        raise ArchivedOnly(days, whole=True)
+    rows = ctx.store.readings(query)
     if len(rows) > MAX_DATASET:
         raise HTTPException(400, f"the query matches more than {MAX_DATASET} readings; narrow it")
     return rows

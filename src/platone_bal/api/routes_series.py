@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from platone_bal.api.access import access_of, query_slices
 from platone_bal.api.audit import audit
 from platone_bal.api.deps import Context, Reader
+from platone_bal.api.problems import ArchivedOnly
+from platone_bal.api.routes_readings import archived_in
 from platone_bal.domain.readings import InvalidReading, format_time, parse_time
 from platone_bal.ports import SeriesBucket, SeriesQuery
 
@@ -34,6 +36,10 @@ class Series(BaseModel):
     bucket_seconds: float
     buckets: list[SeriesBucket]
     """Oldest first; buckets without readings are left out."""
+    archived_days: list[str] = Field(
+        default_factory=list,
+        description="Days of the window whose readings are archived, not counted here",
+    )
 
 
 def _time(name: str, text: str) -> datetime:
@@ -71,6 +77,9 @@ def series(
     )
     buckets = ctx.store.series(query)
     audit(ctx, request, who, "series.read", [producer], sum(b.count for b in buckets))
+    days = archived_in(ctx, start, end)
+    if days and not buckets:
+        raise ArchivedOnly(days)
     return Series(
         producer=producer,
         device=device,
@@ -79,4 +88,5 @@ def series(
         until=format_time(end),
         bucket_seconds=(end - start).total_seconds() / points,
         buckets=buckets,
+        archived_days=days,
     )

@@ -213,7 +213,7 @@ class ArchiveRecord:
 
 class ArchiveConflict(RuntimeError):
     """The live store is not what an archive or restore step read a moment ago (another
-    writer moved readings of that day): nothing was changed, the step is retried."""
+    writer moved readings of that day): nothing was changed; the next run tries again."""
 
 
 class UserExists(ValueError):

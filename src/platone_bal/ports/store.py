@@ -416,6 +416,11 @@ class ArchiveStore(Protocol):
     with the SHA3-256 they must keep), and the moves between the two, each one
     transaction fenced by the archiver's lease."""
 
+    def prepare_days(self, ahead: int) -> None:
+        """Make room for the readings of today and the next `ahead` days before they
+        come (PostgreSQL: their day partitions; SQLite: nothing to make)."""
+        ...
+
     def live_days(self, log: str) -> list[tuple[date, int]]:
         """(measurement day, live readings) of `log`, oldest first; kept on write, so
         reading it scans no reading."""

@@ -18,13 +18,16 @@ to the stored leaf hash at its index; then one transaction puts back what is not
 and marks the part restored. A restored part stays live for BAL_RESTORE_KEEP_DAYS,
 then is archived again without a new file (its rows are the file's).
 
-One archiver runs at a time across the nodes (the `archiver` lease), whether started by
-the daily job of the leader or by `bal archive` / `bal restore` / the admin API.
+One archiver runs at a time across the nodes (the `archiver` lease, held under the
+node's name), whether started by the daily job of the leader or by `bal archive` /
+`bal restore` / the admin API; within a node, a lock keeps its own runs apart (a lease
+its holder asks for again is only renewed).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -39,6 +42,7 @@ from platone_bal.domain.archive import (
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.domain.readings import format_time
 from platone_bal.ports import (
+    ArchiveConflict,
     ArchiveFiles,
     ArchiveRecord,
     ArchiveStatus,
@@ -50,6 +54,8 @@ from platone_bal.services.periodic import PeriodicWorker
 log = logging.getLogger(__name__)
 
 ARCHIVER_LEASE = "archiver"
+DAYS_AHEAD = 2
+"""Days after today whose partitions the job makes before their readings come."""
 LEASE_SECONDS = 120.0
 """How long the archiver's lease lasts unless renewed (it is, before each part)."""
 
@@ -94,16 +100,18 @@ class Archiver:
         self.hot_days = hot_days
         self.keep_restored = timedelta(days=keep_restored_days)
         self.clock = clock
+        self._running = threading.Lock()
 
     def oldest_hot_day(self) -> date:
         """The first measurement day kept live: today (UTC) and the HOT_DAYS - 1 before."""
         return self.clock().astimezone(UTC).date() - timedelta(days=self.hot_days - 1)
 
-    def archive_due(self, progress: Progress = lambda _: None) -> list[PartDone]:
+    def archive_due(self, progress: Progress = lambda _: None, wait: float = 0.0) -> list[PartDone]:
         """Archive every live day older than the hot window (what can be: a day not yet
-        covered by an anchored checkpoint waits for the next run)."""
+        covered by an anchored checkpoint waits for the next run). `wait`: seconds to
+        wait for another run of this node to end (ArchiverBusy after)."""
         done: list[PartDone] = []
-        with self._lease() as renew:
+        with self._lease(wait) as renew:
             for day, _ in self.store.live_days(self.log):
                 if day >= self.oldest_hot_day():
                     break
@@ -113,11 +121,11 @@ class Archiver:
         return done
 
     def restore(
-        self, first: date, last: date, progress: Progress = lambda _: None
+        self, first: date, last: date, progress: Progress = lambda _: None, wait: float = 0.0
     ) -> list[PartDone]:
         """Bring the archived parts of days first..last back into the live store."""
         done: list[PartDone] = []
-        with self._lease() as renew:
+        with self._lease(wait) as renew:
             for record in self.store.archives(self.log):
                 if first <= record.day <= last and record.status is ArchiveStatus.ARCHIVED:
                     step = self._restore_part(record, renew())
@@ -126,8 +134,9 @@ class Archiver:
         return done
 
     @contextmanager
-    def _lease(self) -> Iterator[Callable[[], Fence]]:
-        """Hold the archiver's lease; yields a function that renews it (the fence)."""
+    def _lease(self, wait: float) -> Iterator[Callable[[], Fence]]:
+        """Hold this node's lock and the archiver's lease; yields a function that
+        renews the lease (the fence)."""
 
         def renew() -> Fence:
             token = self.store.take_lease(ARCHIVER_LEASE, self.holder, LEASE_SECONDS)
@@ -135,11 +144,16 @@ class Archiver:
                 raise ArchiverBusy("another node's archive or restore is running; try later")
             return Fence(ARCHIVER_LEASE, self.holder, token)
 
-        renew()
+        if not self._running.acquire(timeout=wait if wait > 0 else -1, blocking=wait > 0):
+            raise ArchiverBusy("an archive or restore of this node is running; try later")
         try:
-            yield renew
+            renew()
+            try:
+                yield renew
+            finally:
+                self.store.release_lease(ARCHIVER_LEASE, self.holder)
         finally:
-            self.store.release_lease(ARCHIVER_LEASE, self.holder)
+            self._running.release()
 
     def _archive_day(self, day: date, fence: Fence) -> Iterator[PartDone]:
         below = self.store.log_size(self.log)
@@ -159,7 +173,11 @@ class Archiver:
                             len(inside), record.readings)  # fmt: skip
                 continue
             again = replace(record, status=ArchiveStatus.ARCHIVED, restored=None)
-            self.store.archive_day(again, [r.index for r in inside], fence)
+            try:
+                self.store.archive_day(again, [r.index for r in inside], fence)
+            except ArchiveConflict as conflict:
+                yield PartDone(day, record.part, len(inside), f"left live ({conflict})")
+                continue
             yield PartDone(day, record.part, len(inside), "archived again")
         if readings:
             part = max((record.part for record in parts), default=0) + 1
@@ -204,7 +222,10 @@ class Archiver:
             last_index=last_index, first_id=min(ids), last_id=max(ids),
             checkpoint_size=size, status=ArchiveStatus.ARCHIVED, created=created,
         )  # fmt: skip
-        self.store.archive_day(record, indices, fence)
+        try:
+            self.store.archive_day(record, indices, fence)
+        except ArchiveConflict as conflict:  # the file stays unlisted: written again next run
+            return PartDone(day, part, len(readings), f"left live ({conflict})")
         return PartDone(day, part, len(readings), "archived")
 
     def _restore_part(self, record: ArchiveRecord, fence: Fence) -> PartDone:
@@ -260,6 +281,7 @@ class ArchiveJob(PeriodicWorker):
         self.wake()  # look once at the start of each term
 
     def step(self) -> object:
+        self.archiver.store.prepare_days(DAYS_AHEAD)
         try:
             done = self.archiver.archive_due()
         except ArchiverBusy:

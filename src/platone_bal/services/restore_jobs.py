@@ -1,13 +1,16 @@
 """Restores asked through the API: each runs in a thread of its own and is followed by
 its id (POST /v1/archives/restore answers 202 at once; a day of a large DSO takes
-seconds to minutes). Jobs are kept in memory: a node that stops loses the job, never
-data (a restore is one transaction per part; asking again finishes it)."""
+seconds to minutes). Jobs are kept in memory by the node that runs them, under an id no
+other node gives (behind a balancer, a poll that reaches another node gets 404, never
+someone else's job; GET /v1/archives shows each day's state from any node). A node that
+stops loses the job, never data: a restore is one transaction per part, and asking
+again finishes it."""
 
 from __future__ import annotations
 
-import itertools
+import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from platone_bal.domain.readings import format_time
@@ -16,11 +19,13 @@ from platone_bal.services.archiver import Archiver, PartDone
 
 KEPT = 100
 """Finished jobs remembered (the oldest are forgotten)."""
+WAIT = 900.0
+"""Seconds a job waits for this node's archiver (its hourly look, another restore)."""
 
 
 @dataclass
 class RestoreJob:
-    id: int
+    id: str
     first: date
     last: date
     by: str
@@ -46,8 +51,7 @@ class RestoreJob:
 class RestoreJobs:
     def __init__(self, archiver: Archiver) -> None:
         self._archiver = archiver
-        self._jobs: dict[int, RestoreJob] = {}
-        self._ids = itertools.count(1)
+        self._jobs: dict[str, RestoreJob] = {}
         self._lock = threading.Lock()
 
     def start(self, first: date, last: date, by: str) -> RestoreJob:
@@ -56,27 +60,44 @@ class RestoreJobs:
             for record in self._archiver.store.archives(self._archiver.log)
             if first <= record.day <= last and record.status is ArchiveStatus.ARCHIVED
         )
-        job = RestoreJob(next(self._ids), first, last, by, parts, format_time(datetime.now(UTC)))
+        job = RestoreJob(
+            secrets.token_hex(6), first, last, by, parts, format_time(datetime.now(UTC))
+        )
         with self._lock:
+            finished = [old for old in self._jobs.values() if old.finished is not None]
+            for old in sorted(finished, key=lambda j: j.started)[: max(0, len(finished) - KEPT)]:
+                del self._jobs[old.id]
             self._jobs[job.id] = job
-            for old in sorted(self._jobs)[:-KEPT]:
-                del self._jobs[old]
         threading.Thread(
             target=self._run, args=(job,), name=f"bal-restore-{job.id}", daemon=True
         ).start()
         return job
 
-    def job(self, job_id: int) -> RestoreJob | None:
+    def job(self, job_id: str) -> RestoreJob | None:
+        """A copy of the job as it is now (its thread goes on changing the original)."""
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+            return None if job is None else replace(job, days=list(job.days))
+
+    def recent(self, limit: int = 10) -> list[RestoreJob]:
+        """The latest jobs of this node, newest first (copies)."""
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: j.started, reverse=True)[:limit]
+            return [replace(job, days=list(job.days)) for job in jobs]
 
     def _run(self, job: RestoreJob) -> None:
+        def progress(part: PartDone) -> None:
+            with self._lock:
+                job.progress(part)
+
+        status, error = "done", None
         try:
-            self._archiver.restore(job.first, job.last, job.progress)
-            job.status = "done"
-        except Exception as error:  # reported to whoever follows the job
-            job.status, job.error = "failed", str(error)
-        job.finished = format_time(datetime.now(UTC))
+            self._archiver.restore(job.first, job.last, progress, wait=WAIT)
+        except Exception as failure:  # reported to whoever follows the job
+            status, error = "failed", str(failure)
+        with self._lock:
+            job.finished = format_time(datetime.now(UTC))
+            job.status, job.error = status, error
 
 
 @dataclass(frozen=True)

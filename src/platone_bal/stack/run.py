@@ -140,6 +140,7 @@ class Stack:
             "BAL_CHAIN": "rpc",
             "BAL_CHAIN_URL": self.chain_url(state),
             "BAL_TRUSTED_PROXIES": "127.0.0.1",  # the HTTP front names the caller
+            "BAL_ARCHIVE_DIR": str(self.directory / "archives"),  # one for every node
         }
 
     # up

@@ -104,7 +104,7 @@ class PostgresStore(
             self._pool.open()
             with self._pool.connection() as conn:
                 migrate(conn)
-                self._make_days_ahead(conn)
+                self._make_days_ahead(conn, 1)
         except psycopg.OperationalError as error:
             self._pool.close()
             raise unavailable(error) from error
@@ -112,11 +112,21 @@ class PostgresStore(
             self._pool.close()
             raise
 
-    def _make_days_ahead(self, conn: Connection) -> None:
-        """Today's and tomorrow's partitions, so that writes rarely make one; skipped
-        when a long query holds a table (a write makes its day then)."""
+    def prepare_days(self, ahead: int) -> None:
+        """The partitions of today and the `ahead` days after it (the archiver's job
+        calls this every hour, so a running node never makes one inside a write)."""
+        with self._pool.connection() as conn:
+            self._make_days_ahead(conn, ahead)
+
+    def _make_days_ahead(self, conn: Connection, ahead: int) -> None:
+        """Today's partitions and the next `ahead` days', so that writes rarely make
+        one; skipped when a long query holds a table (a write makes its day then)."""
         today = datetime.now(UTC).date()
-        days = [today, today + timedelta(days=1)]
+        days = [today + timedelta(days=n) for n in range(ahead + 1)]
+        days = [day for day in days if self._known.missing("readings", [day])
+                or self._known.missing("messages", [day])]  # fmt: skip
+        if not days:
+            return
         try:
             with conn.transaction():
                 for table in PARTITIONED:

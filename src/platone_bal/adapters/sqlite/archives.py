@@ -26,6 +26,9 @@ from platone_bal.ports import ArchiveConflict, ArchiveRecord, ArchiveStatus, Fen
 class SqliteArchives(SqliteDatabase):
     """ArchiveStore."""
 
+    def prepare_days(self, ahead: int) -> None:
+        return None  # one table; its indices need nothing per day
+
     def live_days(self, log: str) -> list[tuple[date, int]]:
         rows = self._connection().execute(
             "SELECT day, readings FROM live_days WHERE log = ? AND readings > 0 ORDER BY day",

@@ -13,6 +13,7 @@ from platone_bal.domain.devices import DeviceKind
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import RejectionQuery, UserExists
 from platone_bal.services.users import InvalidUser
+from platone_bal.web.pages.archives import summary as lifecycle_summary
 from platone_bal.web.pages.device_keys import key_views
 from platone_bal.web.pages.rendering import HOME, Context, Csrf, back, page
 from platone_bal.web.pages.setpoints import recent_setpoints
@@ -46,6 +47,7 @@ def admin_page(request: Request, ctx: ApiContext, user: User, **extra: Any) -> R
         devices=devices,
         keys=key_views(ctx, devices),
         setpoints=recent_setpoints(ctx, user),
+        lifecycle=None if ctx.lifecycle is None else lifecycle_summary(ctx, ctx.lifecycle),
         rejections=ctx.store.rejections(RejectionQuery(limit=20, newest_first=True)),
         log=log,
         size=size,
