@@ -17,6 +17,7 @@ from rich.console import Console
 from platone_bal.config import Settings
 from platone_bal.domain.users import Role
 from platone_bal.lifecycle_cli import register as register_lifecycle
+from platone_bal.lifecycle_cli import report_checks
 from platone_bal.stack.cli import stack_app
 
 if TYPE_CHECKING:
@@ -285,15 +286,7 @@ def verify(
         lookup = rpc_anchor_lookup(rpc)
         if device_registry is not None:
             signers = rpc_signer_lookup(rpc, device_registry)
-    checks = verify_bundle(bundle, lookup, signers)
-    mark = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]SKIP[/yellow]"}
-    for check in checks:
-        console.print(f"{mark[check.ok]} {check.name:<10} {check.detail}")
-    failed = [check for check in checks if check.ok is False]
-    if failed:
-        console.print(f"[red bold]INVALID[/red bold]: {failed[0].name} check failed")
-        raise typer.Exit(1)
-    console.print("[green bold]VALID[/green bold]")
+    report_checks(console, verify_bundle(bundle, lookup, signers))
 
 
 @app.command()
@@ -332,8 +325,9 @@ def audit(
                 workers=(os.cpu_count() or 1) if workers is None else workers,
                 opener=store_opener(settings),
             )
+            archived = WithArchives(store, open_archive_files(settings), log)
             report = audit_log(
-                WithArchives(store, open_archive_files(settings), log).as_store(),
+                archived.as_store(),
                 log,
                 chain,
                 lambda done: progress.update(task, completed=done),
@@ -348,6 +342,11 @@ def audit(
         f"{log}: {report.readings} {records}, {report.checkpoints} checkpoints, "
         f"{report.anchors} anchors checked{payloads}"
     )
+    if archived.files:
+        console.print(
+            f"archived: {len(archived.files)} archive files read, their "
+            f"{archived.payloads} message payloads rechecked"
+        )
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if not report.ok:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,8 +20,9 @@ from rich.console import Console
 from platone_bal.config import Settings
 
 if TYPE_CHECKING:
+    from platone_bal.domain.proof import Check
     from platone_bal.ports import ArchiveRecord, Store
-    from platone_bal.services.archiver import Archiver
+    from platone_bal.services.archiver import Archiver, PartDone
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (else BAL_CONFIG_FILE)")
@@ -52,11 +53,7 @@ def register(
             if list_only:
                 _list(console, store.live_days(settings.log_id), store.archives(settings.log_id))
                 return
-            done = archiver.archive_due(
-                lambda part: console.print(
-                    f"{part.day} part {part.part}: {part.readings} readings {part.action}"
-                )
-            )
+            done = archiver.archive_due(lambda part: _say(console, part))
         except ArchiverBusy as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
@@ -83,9 +80,7 @@ def register(
             done = archiver.restore(
                 first,
                 last,
-                lambda part: console.print(
-                    f"{part.day} part {part.part}: {part.readings} readings {part.action}"
-                ),
+                lambda part: _say(console, part),
             )
         except (ArchiverBusy, ArchiveTampered) as error:
             console.print(f"[red]{error}[/red]")
@@ -142,19 +137,7 @@ def register(
             from platone_bal.adapters.web3_chain import rpc_anchor_lookup
 
             lookup = rpc_anchor_lookup(rpc)
-        checks = check(manifest, files.digest(name), readings, messages, lookup)
-        mark = {
-            True: "[green]PASS[/green]",
-            False: "[red]FAIL[/red]",
-            None: "[yellow]SKIP[/yellow]",
-        }
-        for item in checks:
-            console.print(f"{mark[item.ok]} {item.name:<10} {item.detail}", soft_wrap=True)
-        failed = [item for item in checks if item.ok is False]
-        if failed:
-            console.print(f"[red bold]INVALID[/red bold]: {failed[0].name} check failed")
-            raise typer.Exit(1)
-        console.print("[green bold]VALID[/green bold]")
+        report_checks(console, check(manifest, files.digest(name), readings, messages, lookup))
         if bundle is not None and readings is not None:
             wanted = [reading for reading in readings if reading.index == bundle]
             if not wanted:
@@ -169,6 +152,23 @@ def register(
             else:
                 out.write_text(text + "\n")
                 console.print(f"proof bundle of index {bundle} written to {out}")
+
+
+def report_checks(console: Console, checks: Sequence[Check]) -> None:
+    """Each check's verdict on a line, then VALID, or INVALID and exit status 1 (the
+    output of `bal verify` and `bal verify-archive`)."""
+    mark = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]SKIP[/yellow]"}
+    for item in checks:
+        console.print(f"{mark[item.ok]} {item.name:<10} {item.detail}", soft_wrap=True)
+    failed = [item for item in checks if item.ok is False]
+    if failed:
+        console.print(f"[red bold]INVALID[/red bold]: {failed[0].name} check failed")
+        raise typer.Exit(1)
+    console.print("[green bold]VALID[/green bold]")
+
+
+def _say(console: Console, part: PartDone) -> None:
+    console.print(f"{part.day} part {part.part}: {part.readings} readings {part.action}")
 
 
 def _day(text: str, option: str) -> date:

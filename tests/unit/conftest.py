@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +22,7 @@ from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.restore_jobs import Lifecycle, RestoreJobs
 from platone_bal.services.setpoints import SetPointService
 from platone_bal.services.users import UserService
+from tests.contract.builders import LOG, fill_days
 from tests.unit.test_api import KEY, login
 
 MAX_PAYLOAD = 64 * 1024
@@ -57,3 +60,17 @@ def client(store: SqliteStore, users: UserService) -> Iterator[TestClient]:
 @pytest.fixture
 def admin(client: TestClient) -> dict[str, str]:
     return login(client, "admin", "admin-pass-1")
+
+
+ARCHIVER_TODAY = datetime(2026, 3, 10, 12, tzinfo=UTC)
+"""The `archiver` fixture's clock: with 8 hot days, 2026-03-03 is the oldest hot day, so
+fill_days's 2026-03-01 and 2026-03-02 are due."""
+
+
+@pytest.fixture
+def archiver(store: SqliteStore, tmp_path: Path) -> Archiver:
+    """An archiver over `store` filled with fill_days's three days (none archived yet)."""
+    fill_days(store)
+    files = LocalArchiveFiles(tmp_path / "archives")
+    return Archiver(store, files, LOG, "node-a", hot_days=8, keep_restored_days=7,
+                    clock=lambda: ARCHIVER_TODAY)  # fmt: skip

@@ -5,32 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from platone_bal.adapters.archive_files import LocalArchiveFiles
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.api import create_api
 from platone_bal.services.archiver import Archiver
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.restore_jobs import Lifecycle, RestoreJobs
 from platone_bal.services.users import UserService
-from tests.contract.builders import LOG, fill_days
+from tests.contract.builders import LOG
 from tests.unit.conftest import MAX_PAYLOAD, api_context
 from tests.unit.test_api import add_user, login
-
-TODAY = datetime(2026, 3, 10, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def archiver(store: SqliteStore, tmp_path: Path) -> Archiver:
-    fill_days(store)
-    files = LocalArchiveFiles(tmp_path / "archives")
-    return Archiver(store, files, LOG, "node-a", hot_days=8, keep_restored_days=7,
-                    clock=lambda: TODAY)  # fmt: skip
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from platone_bal.adapters.postgres.base import (
     unavailable_on_faults,
     utc,
 )
-from platone_bal.adapters.postgres.transaction import PgTransaction
+from platone_bal.adapters.postgres.transaction import MESSAGE_COPY, MESSAGE_TYPES, PgTransaction
 from platone_bal.adapters.store_rows import (
     ARCHIVE_COLUMNS,
     ARCHIVED_MESSAGE_COLUMNS,
     ARCHIVED_READING_COLUMNS,
-    MESSAGE_COLUMNS,
     READING_LEAF_COLUMNS,
     archive_from_row,
     archive_values,
@@ -35,11 +34,6 @@ from platone_bal.adapters.store_rows import (
 from platone_bal.domain.archive import ArchivedMessage, ArchivedReading
 from platone_bal.ports import ArchiveConflict, ArchiveRecord, ArchiveStatus, Fence
 
-_MESSAGE_COPY = f"COPY messages (id, received_at, {MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_MESSAGE_TYPES = (
-    "int8", "timestamptz", "text", "text", "text", "text", "text", "text", "int8", "bytea",
-    "text", "text", "int4",
-)  # fmt: skip
 _READING_COPY = (
     "COPY readings (id, time_at, message_id, message_at, message,"
     f" {READING_LEAF_COLUMNS}, number) FROM STDIN (FORMAT BINARY)"
@@ -158,7 +152,7 @@ class ArchiveTables(PoolUser):
             fresh = [by_id[message_id] for message_id in sorted(needed - stored)]
             received = {m.id: rfc3339(m.received) for m in by_id.values()}
             tx.ensure_days("messages", (utc(received[m.id]).date() for m in fresh))
-            tx.copy(_MESSAGE_COPY, _message_rows(fresh, received), _MESSAGE_TYPES)
+            tx.copy(MESSAGE_COPY, _message_rows(fresh, received), MESSAGE_TYPES)
             rows = list(_reading_rows(missing, by_id, received))
             tx.ensure_days("readings", (rfc3339(r.time).date() for r in missing))
             tx.copy(_READING_COPY, rows, _READING_TYPES)

@@ -46,8 +46,8 @@ from platone_bal.domain.merkle import Node
 from platone_bal.domain.messages import MessageRecord, Outcome
 from platone_bal.ports import AccessRow, NodeKey, QueuedLeaf, ReadingRow
 
-_MESSAGE_COPY = f"COPY messages (id, received_at, {MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_MESSAGE_TYPES = (
+MESSAGE_COPY = f"COPY messages (id, received_at, {MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+MESSAGE_TYPES = (
     "int8", "timestamptz", "text", "text", "text", "text", "text", "text", "int8", "bytea",
     "text", "text", "int4",
 )  # fmt: skip
@@ -140,7 +140,7 @@ class PgTransaction:
             ids[position] = message_id
             self._messages[message_id] = (record.received, record.digest)
             rows.append((message_id, record.received, *message_values(record)))
-        self.copy(_MESSAGE_COPY, rows, _MESSAGE_TYPES)
+        self.copy(MESSAGE_COPY, rows, MESSAGE_TYPES)
         return ids
 
     def _claim(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

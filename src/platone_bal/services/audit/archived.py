@@ -31,6 +31,10 @@ class WithArchives:
         self._parts = sorted(parts, key=lambda record: record.first_index)
         self._starts = [record.first_index for record in self._parts]
         self._loaded: tuple[str, dict[int, RawRecord]] | None = None
+        self.files: set[str] = set()
+        """The archive files read (each checked whole)."""
+        self.payloads = 0
+        """Archived messages whose payloads were rechecked against their digests."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -84,6 +88,9 @@ class WithArchives:
             r.index: RawRecord(r.index, r.leaf, r.raw_values(by_id.get(r.message_id)))
             for r in readings
         }
+        if part.file not in self.files:
+            self.files.add(part.file)
+            self.payloads += len(messages)
         self._loaded = (part.file, records)
         return records
 
