@@ -199,3 +199,37 @@ def _all_readings(store: Store) -> list[ArchivedReading]:
         for day in range(3)
         for reading in store.day_readings(LOG, DAY1.date() + timedelta(days=day), 10**9)
     ]
+
+
+def test_readings_written_after_the_newest_day_left_do_not_stop_its_restore(
+    open_store: Callable[[], Store], tmp_path: Path
+) -> None:
+    """Every day archived, then new readings: SQLite gives them the ids the archived
+    rows had (a deleted newest row's id is used again); the restore then gives the
+    archived rows new ids, and nothing is lost or doubled."""
+    store = open_store()
+    fill_days(store)
+    everything = archiver(store, tmp_path, now=TODAY + timedelta(days=30))
+    assert len(everything.archive_due()) == 3
+    assert store.live_days(LOG) == []
+    alice = store.get_user("alice")
+    assert alice is not None
+    fresh = [
+        pmu_message(
+            alice,
+            "pmu-7",
+            TODAY + timedelta(minutes=n),
+            [("voltage", f"{n}.5")],
+            received=TODAY + timedelta(minutes=n),
+        )
+        for n in range(5)
+    ]
+    save(store, fresh)
+    restored = everything.restore(DAY1.date(), DAY1.date() + timedelta(days=2))
+    assert sum(part.readings for part in restored) == 38
+    readings = [r for day, _ in store.live_days(LOG) for r in store.day_readings(LOG, day, 10**9)]
+    assert len(readings) == 43
+    assert len({r.id for r in readings}) == 43
+    assert sorted(r.index for r in readings) == list(range(43))
+    anchor_all(store)
+    audited(store, tmp_path)

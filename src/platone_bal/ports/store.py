@@ -431,8 +431,8 @@ class ArchiveStore(Protocol):
         index order, as stored."""
         ...
 
-    def archived_messages(self, ids: Collection[int]) -> list[ArchivedMessage]:
-        """The stored messages with these ids, by id."""
+    def day_messages(self, log: str, day: date, below: int) -> list[ArchivedMessage]:
+        """The stored messages of the readings `day_readings` gives, by id."""
         ...
 
     def archives(self, log: str | None = None) -> list[ArchiveRecord]:

@@ -112,10 +112,13 @@ class Archiver:
         wait for another run of this node to end (ArchiverBusy after)."""
         done: list[PartDone] = []
         with self._lease(wait) as renew:
+            parts: dict[date, list[ArchiveRecord]] = {}
+            for record in self.store.archives(self.log):
+                parts.setdefault(record.day, []).append(record)
             for day, _ in self.store.live_days(self.log):
                 if day >= self.oldest_hot_day():
                     break
-                for step in self._archive_day(day, renew()):
+                for step in self._archive_day(day, parts.get(day, []), renew()):
                     done.append(step)
                     progress(step)
         return done
@@ -155,10 +158,11 @@ class Archiver:
         finally:
             self._running.release()
 
-    def _archive_day(self, day: date, fence: Fence) -> Iterator[PartDone]:
+    def _archive_day(
+        self, day: date, parts: list[ArchiveRecord], fence: Fence
+    ) -> Iterator[PartDone]:
         below = self.store.log_size(self.log)
         readings = self.store.day_readings(self.log, day, below)
-        parts = [record for record in self.store.archives(self.log) if record.day == day]
         for record in parts:
             if record.status is not ArchiveStatus.RESTORED:
                 continue
@@ -204,7 +208,7 @@ class Archiver:
         keys = cover_keys(indices, size)
         stored = self.store.nodes(self.log).nodes_at(keys)
         cover = tuple((level, index, stored[level, index]) for level, index in keys)
-        messages = self.store.archived_messages({reading.message_id for reading in readings})
+        messages = self.store.day_messages(self.log, day, readings[-1].index + 1)
         name = self.files.data_name(self.log, day, part)
         sha3, size_bytes = self.files.write_data(name, readings, messages)
         created = format_time(self.clock())

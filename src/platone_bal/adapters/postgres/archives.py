@@ -9,7 +9,8 @@ rejection needs them; `message_once` keeps their claims.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -71,11 +72,22 @@ class ArchiveTables(PoolUser):
         )
         return [ArchivedReading(row[0], row[1], row[2], bytes(row[3]), *row[4:]) for row in rows]
 
-    def archived_messages(self, ids: Collection[int]) -> list[ArchivedMessage]:
+    def day_messages(self, log: str, day: date, below: int) -> list[ArchivedMessage]:
+        """Two queries, each on the partitions it needs: the day's readings name their
+        messages with their arrival times, whose range then prunes `messages` (a lookup
+        by id alone searches every day partition)."""
+        keys = self._all(
+            "SELECT DISTINCT message_id, message_at FROM readings"
+            " WHERE log = %s AND time_at >= %s AND time_at < %s AND idx < %s",
+            (log, *_day_range(day), below),
+        )
+        if not keys:
+            return []
+        arrived = [at for _, at in keys]
         rows = self._all(
             f"SELECT {ARCHIVED_MESSAGE_COLUMNS} FROM messages"  # noqa: S608 (constants)
-            " WHERE id = ANY(%s) ORDER BY id",
-            (sorted(set(ids)),),
+            " WHERE received_at >= %s AND received_at <= %s AND id = ANY(%s) ORDER BY id",
+            (min(arrived), max(arrived), sorted({message_id for message_id, _ in keys})),
         )
         return [archived_message_from_row(row) for row in rows]
 
@@ -100,13 +112,25 @@ class ArchiveTables(PoolUser):
                     f"{record.log} {record.day}: {len(gone)} of the {len(indices)} readings "
                     "to archive are live"
                 )
-            messages = sorted(set(gone))
+            leaving = Counter(gone)  # (message id, arrival) -> its readings leaving now
+            keys = sorted(leaving)
             conn.execute(
-                "DELETE FROM messages m USING unnest(%s::bigint[], %s::timestamptz[]) AS g (id, at)"
-                " WHERE m.id = g.id AND m.received_at = g.at"
-                " AND NOT EXISTS (SELECT 1 FROM readings r WHERE r.message_id = g.id)"
-                " AND NOT EXISTS (SELECT 1 FROM rejections j WHERE j.message_id = g.id)",
-                ([message_id for message_id, _ in messages], [at for _, at in messages]),
+                "DELETE FROM messages m USING unnest(%s::bigint[], %s::timestamptz[],"
+                " %s::int[]) AS g (id, at, n)"
+                " WHERE m.received_at >= %s AND m.received_at <= %s"
+                " AND m.id = g.id AND m.received_at = g.at"
+                " AND (m.readings = g.n"
+                "  OR NOT EXISTS (SELECT 1 FROM readings r WHERE r.message_id = g.id))"
+                " AND NOT EXISTS (SELECT 1 FROM rejections j WHERE j.message_id = g.id)"
+                " AND NOT EXISTS (SELECT 1 FROM log_queue q"
+                "  WHERE q.kind = 'reading' AND q.ref = g.id)",
+                (
+                    [message_id for message_id, _ in keys],
+                    [at for _, at in keys],
+                    [leaving[key] for key in keys],
+                    min(at for _, at in keys),
+                    max(at for _, at in keys),
+                ),
             )
             conn.execute(
                 "UPDATE live_days SET readings = readings - %s WHERE log = %s AND day = %s",
@@ -131,11 +155,13 @@ class ArchiveTables(PoolUser):
         with self.transaction() as tx:
             conn = tx.connection
             check_lease(conn, fence)
+            indices = [reading.index for reading in readings]
             live = {
                 index
                 for (index,) in conn.execute(
-                    "SELECT idx FROM readings WHERE log = %s AND idx = ANY(%s)",
-                    (record.log, [reading.index for reading in readings]),
+                    "SELECT idx FROM readings WHERE log = %s AND idx = ANY(%s)"
+                    " AND time_at >= %s AND time_at < %s",
+                    (record.log, indices, *_day_range(record.day)),
                 )
             }
             missing = [reading for reading in readings if reading.index not in live]
@@ -143,14 +169,18 @@ class ArchiveTables(PoolUser):
             by_id = {message.id: message for message in messages if message.id in needed}
             if lacking := needed - by_id.keys():
                 raise ArchiveConflict(f"the archive lacks messages {sorted(lacking)[:5]}")
-            stored = {
-                message_id
-                for (message_id,) in conn.execute(
-                    "SELECT id FROM messages WHERE id = ANY(%s)", (sorted(needed),)
-                )
-            }
-            fresh = [by_id[message_id] for message_id in sorted(needed - stored)]
             received = {m.id: rfc3339(m.received) for m in by_id.values()}
+            stored = set()
+            if needed:
+                stored = {
+                    message_id
+                    for (message_id,) in conn.execute(
+                        "SELECT id FROM messages WHERE id = ANY(%s)"
+                        " AND received_at >= %s AND received_at <= %s",
+                        (sorted(needed), min(received.values()), max(received.values())),
+                    )
+                }
+            fresh = [by_id[message_id] for message_id in sorted(needed - stored)]
             tx.ensure_days("messages", (utc(received[m.id]).date() for m in fresh))
             tx.copy(MESSAGE_COPY, _message_rows(fresh, received), MESSAGE_TYPES)
             rows = list(_reading_rows(missing, by_id, received))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from platone_bal.adapters.sqlite.connection import IN_CHUNK, SqliteDatabase
@@ -44,20 +44,14 @@ class SqliteArchives(SqliteDatabase):
         )
         return [archived_reading_from_row(row) for row in rows]
 
-    def archived_messages(self, ids: Collection[int]) -> list[ArchivedMessage]:
-        wanted = sorted(set(ids))
-        found: list[ArchivedMessage] = []
-        db = self._connection()
-        for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start : start + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                f"SELECT {ARCHIVED_MESSAGE_COLUMNS} FROM messages"  # noqa: S608 (constants)
-                f" WHERE id IN ({marks}) ORDER BY id",
-                chunk,
-            )
-            found.extend(archived_message_from_row(row) for row in rows)
-        return found
+    def day_messages(self, log: str, day: date, below: int) -> list[ArchivedMessage]:
+        rows = self._connection().execute(
+            f"SELECT {ARCHIVED_MESSAGE_COLUMNS} FROM messages"  # noqa: S608 (constants)
+            " WHERE id IN (SELECT message_id FROM readings"
+            " WHERE log = ? AND time >= ? AND time < ? AND idx < ?) ORDER BY id",
+            (log, *_day_range(day), below),
+        )
+        return [archived_message_from_row(row) for row in rows]
 
     def archives(self, log: str | None = None) -> list[ArchiveRecord]:
         rows = self._connection().execute(
@@ -95,7 +89,8 @@ class SqliteArchives(SqliteDatabase):
             db.execute(
                 "DELETE FROM leaving WHERE EXISTS (SELECT 1 FROM readings r"
                 " WHERE r.message_id = leaving.id) OR EXISTS (SELECT 1 FROM rejections j"
-                " WHERE j.message_id = leaving.id)"
+                " WHERE j.message_id = leaving.id) OR EXISTS (SELECT 1 FROM log_queue q"
+                " WHERE q.kind = 'reading' AND q.ref = leaving.id)"
             )
             db.execute(
                 "INSERT OR IGNORE INTO archived_once (producer, digest)"
@@ -135,21 +130,11 @@ class SqliteArchives(SqliteDatabase):
             }
             missing = [reading for reading in readings if reading.index not in live]
             message_ids = _put_messages(db, messages, {r.message_id for r in missing})
+            rows = []
             for reading in missing:
                 values = archived_reading_values(reading)
-                values = (*values[:2], message_ids[reading.message_id], *values[3:])
-                try:
-                    db.execute(
-                        f"INSERT INTO readings ({ARCHIVED_READING_COLUMNS})"  # noqa: S608
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        values,
-                    )
-                except sqlite3.IntegrityError:  # its id was given to a later reading
-                    db.execute(
-                        f"INSERT INTO readings ({ARCHIVED_READING_COLUMNS})"  # noqa: S608
-                        " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        values[1:],
-                    )
+                rows.append((*values[:2], message_ids[reading.message_id], *values[3:]))
+            _put_readings(db, rows)
             db.execute(
                 "INSERT INTO live_days (log, day, readings) VALUES (?, ?, ?)"
                 " ON CONFLICT DO UPDATE SET readings = readings + excluded.readings",
@@ -164,35 +149,62 @@ class SqliteArchives(SqliteDatabase):
             return len(missing)
 
 
+_INSERT_READING = (
+    f"INSERT INTO readings ({ARCHIVED_READING_COLUMNS})"  # noqa: S608 (constants)
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({ARCHIVED_MESSAGE_COLUMNS})"  # noqa: S608 (constants)
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _put_readings(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """All in one statement; should an id have been given to a later reading since
+    (SQLite gives a deleted newest row's id again), row by row, that one with a new id."""
+    db.execute("SAVEPOINT restoring")
+    try:
+        db.executemany(_INSERT_READING, rows)
+    except sqlite3.IntegrityError:
+        db.execute("ROLLBACK TO restoring")
+        for values in rows:
+            try:
+                db.execute(_INSERT_READING, values)
+            except sqlite3.IntegrityError:
+                db.execute(_INSERT_READING, (None, *values[1:]))
+    db.execute("RELEASE restoring")
+
+
 def _put_messages(
     db: sqlite3.Connection, messages: Sequence[ArchivedMessage], needed: set[int]
 ) -> dict[int, int]:
     """The `needed` messages stored again (one still live is used as it is); old id ->
-    id now. SQLite gives the id of a deleted newest row to the next row, so an archived
-    message's id may since name another message: it then gets a new one."""
-    ids: dict[int, int] = {}
-    for message in messages:
-        if message.id not in needed:
-            continue
-        row = db.execute(
-            "SELECT producer, digest FROM messages WHERE id = ?", (message.id,)
-        ).fetchone()
-        if row is not None and tuple(row) == (message.producer, message.digest):
-            ids[message.id] = message.id
-            continue
-        values = archived_message_values(message)
-        if row is not None:
-            values = (None, *values[1:])
-        cursor = db.execute(
-            f"INSERT INTO messages ({ARCHIVED_MESSAGE_COLUMNS})"  # noqa: S608 (constants)
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-        assert cursor.lastrowid is not None
-        ids[message.id] = cursor.lastrowid
-    if lacking := needed - ids.keys():
+    id now. An archived message's id may since name another message (SQLite gives a
+    deleted newest row's id again): it then gets a new one."""
+    wanted = {message.id: message for message in messages if message.id in needed}
+    if lacking := needed - wanted.keys():
         raise ArchiveConflict(f"the archive lacks messages {sorted(lacking)[:5]}")
-    return ids
+    ids = sorted(wanted)
+    taken: dict[int, tuple[object, object]] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for message_id, producer, digest in db.execute(
+            f"SELECT id, producer, digest FROM messages WHERE id IN ({marks})",  # noqa: S608
+            chunk,
+        ):
+            taken[message_id] = (producer, digest)
+    now = {message_id: message_id for message_id in ids}
+    db.executemany(
+        _INSERT_MESSAGE,
+        [archived_message_values(m) for m in wanted.values() if m.id not in taken],
+    )
+    for message in wanted.values():
+        if message.id in taken and taken[message.id] != (message.producer, message.digest):
+            cursor = db.execute(_INSERT_MESSAGE, (None, *archived_message_values(message)[1:]))
+            assert cursor.lastrowid is not None
+            now[message.id] = cursor.lastrowid
+    return now
 
 
 def _day_range(day: date) -> tuple[str, str]:
