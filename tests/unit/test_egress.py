@@ -14,12 +14,14 @@ from platone_bal.domain.grants import Slice
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.domain.users import Role, User, certified_topic, topic_level
 from platone_bal.services import egress as egress_module
+from platone_bal.services.archiver import Archiver
 from platone_bal.services.checkpointer import Checkpointer
 from platone_bal.services.egress import Egress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
 from tests.conftest import SAMPLE_PMU, SAMPLE_XML
+from tests.contract.builders import LOG
 from tests.unit.test_checkpoints import KEY
 from tests.unit.test_ingest import NOW, delivery
 
@@ -125,3 +127,19 @@ def test_each_active_grant_gets_exactly_the_readings_rest_would_show(
         ]
     )
     assert gone not in {int(t.split("/")[1]) for t in topics if t.startswith("granted/")}
+
+
+def test_egress_far_behind_skips_archived_days_without_stalling(
+    store: SqliteStore, archiver: Archiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Egress that fell behind the hot window (a broker away for two months) finds an
+    archived day's indices gone: it publishes the live readings after them, never the
+    ones past the checkpoint, and its position reaches the checkpoint's size."""
+    monkeypatch.setattr(egress_module, "PAGE", 5)
+    archiver.archive_due()
+    sink = Recording()
+    egress = Egress(store, sink, log_id=LOG)
+    assert egress.publish_pending() == 13  # fill_days's third day, the one still live
+    assert store.egress_position(LOG) == store.log_size(LOG) == 38
+    assert {json.loads(body)["leaf"]["time"][:10] for _, body in sink.messages} == {"2026-03-03"}
+    assert egress.publish_pending() == 0

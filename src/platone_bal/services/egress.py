@@ -74,7 +74,13 @@ class Egress(PeriodicWorker):
         published = 0
         while position < size and not self.stopping:
             count = min(PAGE, size - position)
-            readings = self.store.readings_in_log(self.log_id, position, count)
+            # the next live readings from `position` on: an archived day's are skipped
+            # (days past the hot window; egress that far behind republishes the rest)
+            readings = [
+                reading
+                for reading in self.store.readings_in_log(self.log_id, position, count)
+                if reading.index < size
+            ]
             leaves = dict(self.store.leaves(self.log_id, position, count))
             grants = self._active_grants()
             messages: list[tuple[str, bytes]] = []
@@ -82,7 +88,8 @@ class Egress(PeriodicWorker):
                 body = certified_message(self.log_id, reading.index, size, leaves[reading.index])
                 messages += [(topic, body) for topic in _topics(reading, grants)]
             self.sink.publish(messages)
-            position += len(readings)
+            # a short page holds every live reading left below `size`
+            position = readings[-1].index + 1 if len(readings) == count else size
             self.store.set_egress_position(self.log_id, position, self.fence)
             published += len(readings)
             metrics.EGRESS.inc(len(readings))
