@@ -32,7 +32,7 @@ from platone_bal.api import ApiContext, create_api
 from platone_bal.api.body_guard import BodyGuard
 from platone_bal.api.gateway import GatewayConfig
 from platone_bal.api.tokens import TokenSigner
-from platone_bal.bootstrap import open_archive_files, open_store
+from platone_bal.bootstrap import kafka_config, open_archive_files, open_store
 from platone_bal.chain_setup import OpenChain, open_chain
 from platone_bal.config import Settings
 from platone_bal.domain.audit import AUDIT_LOG
@@ -50,7 +50,7 @@ from platone_bal.services.clients import ClientService
 from platone_bal.services.decision_recorder import DecisionRecorder
 from platone_bal.services.device_keys import DeviceKeys
 from platone_bal.services.devices import DeviceService
-from platone_bal.services.egress import Egress
+from platone_bal.services.egress import Egress, KafkaEgress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService, now
 from platone_bal.services.journal_replay import JournalReplay
@@ -329,6 +329,10 @@ class Node:
                 Egress(self.store, publisher, log_id=settings.log_id),
                 SetPointDelivery(self.store, publisher),
             ]
+            if (kafka := kafka_config(settings)) is not None:
+                from platone_bal.adapters.kafka_sink import KafkaSink
+
+                outgoing.append(KafkaEgress(self.store, KafkaSink(kafka), log_id=settings.log_id))
             archive_job = ArchiveJob(self.archiver, settings.archive_interval)
             leadership = self._leadership([*anchorers, decisions, archive_job, *outgoing])
             await asyncio.to_thread(leadership.start)

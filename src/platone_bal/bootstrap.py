@@ -47,3 +47,22 @@ def open_archive_files(settings: Settings) -> ArchiveFiles:
     from platone_bal.adapters.archive_files import LocalArchiveFiles
 
     return LocalArchiveFiles(settings.archive_path)
+
+
+def kafka_config(settings: Settings) -> dict[str, str | int | bool] | None:
+    """librdkafka settings of the node's Kafka producer (None: no Kafka configured)."""
+    if settings.kafka_bootstrap is None:
+        return None
+    config: dict[str, str | int | bool] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.kafka_security_protocol,
+        "client.id": "platone-bal",
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_username and settings.kafka_password  # Settings checks
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_username
+        config["sasl.password"] = settings.kafka_password.get_secret_value()
+    if settings.kafka_ca_file is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ca_file)
+    return config

@@ -180,6 +180,22 @@ class Settings(BaseSettings):
         description="Seconds a node leads without renewing its lease (renewed every fifth):"
         " how long a dead leader's duties wait before another node takes them over.",
     )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka brokers (host:port,...): certified readings are also produced to "
+        "bal.certified.NAME (key: device id), at least once. Unset: no Kafka.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How the node reaches Kafka (SSL: TLS)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="With SASL_*: the mechanism."
+    )
+    kafka_username: str | None = Field(default=None, description="With SASL_*: the user.")
+    kafka_password: SecretStr | None = Field(default=None, description="With SASL_*: its password.")
+    kafka_ca_file: Path | None = Field(
+        default=None, description="With SSL or SASL_SSL: the CA bundle (else the system's)."
+    )
     hot_days: int = Field(
         default=60,
         ge=1,
@@ -217,6 +233,11 @@ class Settings(BaseSettings):
             raise ValueError("BAL_MQTT_SHARED_GROUP needs an outside broker (BAL_BROKER=mosquitto)")
         if self.store == "postgres" and not self.database_url:
             raise ValueError("BAL_STORE=postgres needs BAL_DATABASE_URL")
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_username and self.kafka_password
+        ):
+            raise ValueError("BAL_KAFKA_SECURITY_PROTOCOL=SASL_* needs BAL_KAFKA_USERNAME and "
+                             "BAL_KAFKA_PASSWORD")  # fmt: skip
         if self.chain == "rpc" and not self.chain_url:
             raise ValueError("BAL_CHAIN=rpc needs BAL_CHAIN_URL")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -1,8 +1,19 @@
-"""Prometheus metrics of the node (served at GET /metrics)."""
+"""Prometheus metrics of the node (served at GET /metrics).
+
+deploy/prometheus/prometheus.yml scrapes them and the dashboards in deploy/grafana/
+query them; tests/integration/test_grafana_metrics.py holds every name a panel queries
+to what a running node exports. Labelled series whose label values are known here
+(message outcomes, set point states) are created at import, at zero: a series that
+appears only with its first event makes `rate()` and `increase()` miss that event
+and leaves a panel empty ("no data") where the truth is 0.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from platone_bal.domain.messages import Outcome
+from platone_bal.domain.setpoints import SetPointStatus
 
 MESSAGES = Counter("bal_ingest_messages", "Payloads received, by outcome", ["outcome"])
 READINGS = Counter("bal_ingest_readings", "Readings stored")
@@ -22,6 +33,14 @@ CHECKPOINT_SIZE = Gauge("bal_checkpoint_size", "Size of the newest signed checkp
 ANCHOR_SIZE = Gauge("bal_anchor_size", "Size of the newest checkpoint anchored on chain", ["log"])
 ANCHOR_FAILURES = Counter("bal_anchor_failures", "Anchor attempts that failed and will be retried")
 EGRESS = Counter("bal_egress_readings", "Certified readings republished on certified/... topics")
+KAFKA_EGRESS = Counter(
+    "bal_kafka_egress_readings", "Certified readings produced to the Kafka topics bal.certified.*"
+)
+EGRESS_POSITION = Gauge(
+    "bal_egress_position",
+    "Stored egress position: index of the first reading not yet republished (read at scrape)",
+    ["log"],
+)
 HTTP_REQUESTS = Counter(
     "bal_http_requests", "HTTP requests by method, route and status", ["method", "route", "status"]
 )
@@ -38,3 +57,14 @@ SEQUENCED = Counter(
     "bal_sequenced_leaves", "Queued leaves the leader's sequencer put into their log", ["log"]
 )
 LEADER = Gauge("bal_leader", "1 while this node leads the BAL (holds the leader lease), else 0")
+SETPOINTS = Counter(
+    "bal_setpoints",
+    "Set points entering a state on this node: issued (API), delivered (published to the"
+    " device), applied or refused (the device's answer logged), expired (no answer by its end)",
+    ["status"],
+)
+
+for _outcome in Outcome:
+    MESSAGES.labels(_outcome.value)
+for _status in SetPointStatus:
+    SETPOINTS.labels(_status.value)

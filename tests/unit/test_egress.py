@@ -16,7 +16,7 @@ from platone_bal.domain.users import Role, User, certified_topic, topic_level
 from platone_bal.services import egress as egress_module
 from platone_bal.services.archiver import Archiver
 from platone_bal.services.checkpointer import Checkpointer
-from platone_bal.services.egress import Egress
+from platone_bal.services.egress import Egress, KafkaEgress
 from platone_bal.services.grants import GrantService
 from platone_bal.services.ingest import IngestService
 from platone_bal.services.users import UserService
@@ -143,3 +143,44 @@ def test_egress_far_behind_skips_archived_days_without_stalling(
     assert store.egress_position(LOG) == store.log_size(LOG) == 38
     assert {json.loads(body)["leaf"]["time"][:10] for _, body in sink.messages} == {"2026-03-03"}
     assert egress.publish_pending() == 0
+
+
+class Records:
+    """A StreamSink that keeps what it is given, or refuses while `down`."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, bytes]] = []
+        self.down = False
+
+    def produce(self, records: Sequence[tuple[str, str, bytes]]) -> None:
+        if self.down:
+            raise ConnectionError("Kafka down")
+        self.records.extend(records)
+
+
+def test_kafka_gets_each_reading_keyed_by_device_with_a_position_of_its_own(
+    store: SqliteStore, producer: User
+) -> None:
+    ingest = IngestService(store, log_id="bal-main", max_payload_bytes=1 << 20)
+    checkpointer = Checkpointer(store, log_id="bal-main", private_key=KEY, clock=lambda: NOW)
+    mqtt, kafka = Recording(), Records()
+    egress = Egress(store, mqtt, log_id="bal-main")
+    streams = KafkaEgress(store, kafka, log_id="bal-main")
+    ingest.ingest([delivery(SAMPLE_XML), delivery(SAMPLE_PMU, "platone/producer1/pmu1")])
+    checkpointer.checkpoint_now()
+    kafka.down = True
+    with pytest.raises(ConnectionError):
+        streams.publish_pending()
+    assert egress.publish_pending() == 4  # MQTT goes on while Kafka is away
+    assert store.egress_position("kafka:bal-main") == 0
+    kafka.down = False
+    assert streams.publish_pending() == 4
+    assert streams.publish_pending() == 0
+    assert [(topic, key) for topic, key, _ in kafka.records] == [
+        ("bal.certified.producer1", "11111111"),
+        ("bal.certified.producer1", "11111111"),
+        ("bal.certified.producer1", "pmu1"),
+        ("bal.certified.producer1", "pmu1"),
+    ]
+    # the value is the MQTT egress message, byte for byte
+    assert [value for _, _, value in kafka.records] == [body for _, body in mqtt.messages]

@@ -100,12 +100,14 @@ def create_api(
 
 
 def _observe_log(context: ApiContext) -> None:
-    """Log size and anchor lag, read from the store at scrape time."""
+    """Log size, anchor lag and egress position, read from the store at scrape time (so
+    every node of a BAL reports them, not only the leader that moves them)."""
     log = context.ingest.log_id
     store = context.store
     size = store.log_size(log)
     anchor = store.latest_anchor(log)
     node_metrics.LOG_SIZE.labels(log).set(size)
+    node_metrics.EGRESS_POSITION.labels(log).set(store.egress_position(log))
     node_metrics.ANCHOR_LAG.labels(log).set(size - (anchor.size if anchor else 0))
     if anchor is not None:
         age = datetime.now(UTC) - parse_time(anchor.time)

@@ -13,6 +13,7 @@ from platone_bal.ports.outside import (
     DeviceKeyEvents,
     DeviceLedger,
     GrantLedger,
+    StreamSink,
 )
 from platone_bal.ports.raw_store import RawStore
 from platone_bal.ports.records import (
@@ -109,6 +110,7 @@ __all__ = [
     "StoredReading",
     "StoredRejection",
     "StoredSetPoint",
+    "StreamSink",
     "Transaction",
     "TreeWriter",
     "UnitOfWork",

@@ -22,6 +22,15 @@ class CertifiedSink(Protocol):
         ...
 
 
+class StreamSink(Protocol):
+    """Where certified readings are produced as keyed records: Kafka topics (§8)."""
+
+    def produce(self, records: Sequence[tuple[str, str, bytes]]) -> None:
+        """Produce (topic, key, value) records; return once the brokers acknowledged them
+        all, raise ConnectionError if they did not (none is then taken as sent)."""
+        ...
+
+
 class GrantLedger(Protocol):
     """Where grant decisions are recorded on chain (SubscriptionRegistry)."""
 

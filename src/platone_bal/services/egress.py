@@ -1,6 +1,7 @@
 """Egress: every certified reading republished on certified/NAME/DEVICE/MEASURAND for
 its producer and admins, and on granted/ID/NAME/DEVICE/MEASURAND for each active grant
-that covers it (QoS 1).
+that covers it (QoS 1); with Kafka configured, also produced to `bal.certified.NAME`
+(key: the device id, value: the same JSON) for the DSO's other platforms (§8).
 
 Subscribers get harmonised data the moment a signed checkpoint covers it, without
 polling (the field trials' "data directly on the broker"). What a grant covers is
@@ -8,9 +9,9 @@ decided here per reading, with the same `Slice.covers` as REST (devices, measura
 measurement time), so MQTT delivers exactly what REST would show; the broker only has
 to keep each consumer to the `granted/ID/#` of its active grants. Each message carries the
 certified leaf as hashed, its index, and the checkpoint size covering it, so a
-subscriber can fetch the proof and check it. Delivery is at least once: the position
-is stored only after the broker took a page, so a crash repeats at most one page and
-subscribers deduplicate on (log, index).
+subscriber can fetch the proof and check it. Delivery is at least once: each outlet
+stores its own position only after its broker took a page, so a crash or an outage
+repeats at most one page and subscribers deduplicate on (log, index).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from platone_bal import metrics
 from platone_bal.domain.grants import Grant
 from platone_bal.domain.readings import parse_time
 from platone_bal.domain.users import certified_topic, granted_topic
-from platone_bal.ports import CertifiedSink, Store, StoredReading
+from platone_bal.ports import CertifiedSink, Store, StoredReading, StreamSink
 from platone_bal.services.periodic import PeriodicWorker
 
 PAGE = 1000
@@ -46,23 +47,28 @@ def certified_message(log_id: str, index: int, checkpoint_size: int, leaf: bytes
     )
 
 
-class Egress(PeriodicWorker):
-    name = "bal-egress"
+class LogEgress(PeriodicWorker):
+    """What every outlet does: page through the log up to the newest checkpoint, hand
+    each page to `send`, then store how far it got under `position_key`."""
 
     def __init__(
         self,
         store: Store,
-        sink: CertifiedSink,
         *,
         log_id: str,
+        position_key: str,
         interval: float = 0.2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(interval, _BACKOFF_MAX)
         self.store = store
-        self.sink = sink
         self.log_id = log_id
+        self.position_key = position_key
         self.clock = clock
+
+    def send(self, readings: list[StoredReading], leaves: dict[int, bytes], size: int) -> None:
+        """Hand one page to the broker; return once it has it all, raise if it has not."""
+        raise NotImplementedError
 
     def publish_pending(self) -> int:
         """Publish what the newest checkpoint covers and was not published; returns how many."""
@@ -70,7 +76,7 @@ class Egress(PeriodicWorker):
         if signed is None:
             return 0
         size = signed.checkpoint.size
-        position = self.store.egress_position(self.log_id)
+        position = self.store.egress_position(self.position_key)
         published = 0
         while position < size and not self.stopping:
             count = min(PAGE, size - position)
@@ -82,21 +88,43 @@ class Egress(PeriodicWorker):
                 if reading.index < size
             ]
             leaves = dict(self.store.leaves(self.log_id, position, count))
-            grants = self._active_grants()
-            messages: list[tuple[str, bytes]] = []
-            for reading in readings:
-                body = certified_message(self.log_id, reading.index, size, leaves[reading.index])
-                messages += [(topic, body) for topic in _topics(reading, grants)]
-            self.sink.publish(messages)
+            self.send(readings, leaves, size)
             # a short page holds every live reading left below `size`
             position = readings[-1].index + 1 if len(readings) == count else size
-            self.store.set_egress_position(self.log_id, position, self.fence)
+            self.store.set_egress_position(self.position_key, position, self.fence)
             published += len(readings)
-            metrics.EGRESS.inc(len(readings))
         return published
 
     def step(self) -> int:
         return self.publish_pending()
+
+
+class Egress(LogEgress):
+    """The broker's certified/ and granted/ topics (MQTT, QoS 1)."""
+
+    name = "bal-egress"
+
+    def __init__(
+        self,
+        store: Store,
+        sink: CertifiedSink,
+        *,
+        log_id: str,
+        interval: float = 0.2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(store, log_id=log_id, position_key=log_id, interval=interval,
+                         clock=clock)  # fmt: skip
+        self.sink = sink
+
+    def send(self, readings: list[StoredReading], leaves: dict[int, bytes], size: int) -> None:
+        grants = self._active_grants()
+        messages: list[tuple[str, bytes]] = []
+        for reading in readings:
+            body = certified_message(self.log_id, reading.index, size, leaves[reading.index])
+            messages += [(topic, body) for topic in _topics(reading, grants)]
+        self.sink.publish(messages)
+        metrics.EGRESS.inc(len(readings))
 
     def _active_grants(self) -> dict[str, list[Grant]]:
         """Accepted, unexpired grants by producer, as they stand now."""
@@ -106,6 +134,40 @@ class Egress(PeriodicWorker):
             if grant.active(now):
                 by_producer[grant.producer].append(grant)
         return by_producer
+
+
+KAFKA_TOPIC_PREFIX = "bal.certified."
+
+
+def kafka_topic(producer: str) -> str:
+    """`bal.certified.NAME` (§8); a producer's name is already a safe topic name."""
+    return KAFKA_TOPIC_PREFIX + producer
+
+
+class KafkaEgress(LogEgress):
+    """Kafka topics `bal.certified.NAME`, key the device id, value the MQTT message's
+    JSON; its own position (`kafka:LOG`), so one broker's outage never holds the other."""
+
+    name = "bal-kafka-egress"
+
+    def __init__(
+        self, store: Store, sink: StreamSink, *, log_id: str, interval: float = 0.2
+    ) -> None:
+        super().__init__(store, log_id=log_id, position_key=f"kafka:{log_id}", interval=interval)
+        self.sink = sink
+
+    def send(self, readings: list[StoredReading], leaves: dict[int, bytes], size: int) -> None:
+        self.sink.produce(
+            [
+                (
+                    kafka_topic(reading.producer),
+                    reading.device,
+                    certified_message(self.log_id, reading.index, size, leaves[reading.index]),
+                )
+                for reading in readings
+            ]
+        )
+        metrics.KAFKA_EGRESS.inc(len(readings))
 
 
 def _topics(reading: StoredReading, grants: dict[str, list[Grant]]) -> list[str]:

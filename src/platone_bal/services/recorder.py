@@ -21,6 +21,7 @@ from typing import Literal
 
 import orjson
 
+from platone_bal import metrics
 from platone_bal.domain.audit import AUDIT_LOG, AuditEntry
 from platone_bal.domain.leaf import reading_of_leaf
 from platone_bal.domain.merkle import SHA3_256
@@ -115,6 +116,8 @@ class Recorder:
                         tx.add_setpoint_answer(
                             first + offset, answer.setpoint_id, answer.leaf, answer.leaf_bytes
                         )
+        for answer in answers:  # committed (or queued, durably): each answer counted once
+            metrics.SETPOINTS.labels(answer.leaf["status"]).inc()
         return SaveResult(
             len(kept), len(records) - len(kept), len(readings), len(rejections), len(answers)
         )

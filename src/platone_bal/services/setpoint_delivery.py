@@ -15,8 +15,14 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from platone_bal import metrics
 from platone_bal.domain.readings import format_time
-from platone_bal.domain.setpoints import SETPOINT_LOG, delivery_message, setpoint_topic
+from platone_bal.domain.setpoints import (
+    SETPOINT_LOG,
+    SetPointStatus,
+    delivery_message,
+    setpoint_topic,
+)
 from platone_bal.ports import CertifiedSink, Store
 from platone_bal.services.periodic import PeriodicWorker
 
@@ -41,7 +47,8 @@ class SetPointDelivery(PeriodicWorker):
         self.clock = clock
 
     def step(self) -> int:
-        self.store.expire_setpoints(format_time(self.clock()))
+        expired = self.store.expire_setpoints(format_time(self.clock()))
+        metrics.SETPOINTS.labels(SetPointStatus.EXPIRED).inc(expired)
         return self.deliver_pending()
 
     def deliver_pending(self) -> int:
@@ -64,5 +71,6 @@ class SetPointDelivery(PeriodicWorker):
             when = format_time(self.clock())
             for setpoint in due:
                 self.store.mark_delivered(setpoint.id, when, self.fence)
+                metrics.SETPOINTS.labels(SetPointStatus.DELIVERED).inc()
             delivered += len(due)
         return delivered

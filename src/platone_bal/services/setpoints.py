@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from platone_bal import metrics
 from platone_bal.domain.leaf import leaf_bytes, new_salt
 from platone_bal.domain.merkle import SHA3_256
 from platone_bal.domain.readings import format_time
-from platone_bal.domain.setpoints import SETPOINT_LOG, InvalidSetPoint, SetPointRequest
+from platone_bal.domain.setpoints import (
+    SETPOINT_LOG,
+    InvalidSetPoint,
+    SetPointRequest,
+    SetPointStatus,
+)
 from platone_bal.domain.users import Role
 from platone_bal.ports import Store, StoredSetPoint
 from platone_bal.services.log_appender import LogAppender
@@ -49,6 +55,7 @@ class SetPointService:
         with self.store.transaction() as tx:
             index = self._appender.append(tx, SETPOINT_LOG, [SHA3_256.hash_leaf(raw)])
             setpoint_id = tx.add_setpoint(index, leaf, raw)
+        metrics.SETPOINTS.labels(SetPointStatus.ISSUED).inc()
         self.on_append()
         stored = self.store.setpoint(setpoint_id)
         assert stored is not None
