@@ -178,6 +178,9 @@ class Node:
                 node_status=self.status,
                 setpoints=self.setpoints,
                 lifecycle=Lifecycle(self.archiver, RestoreJobs(self.archiver)),
+                chain_rpc_port=settings.chain_rpc_port
+                if settings.chain == "embedded" and settings.chain_rpc_port
+                else None,
             ),
             GatewayConfig(settings.rate_limit, settings.rate_burst, settings.cors_origins),
             session_key=self.keys.secret("session-key"),

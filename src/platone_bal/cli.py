@@ -18,6 +18,8 @@ from platone_bal.config import Settings
 from platone_bal.domain.users import Role
 from platone_bal.lifecycle_cli import register as register_lifecycle
 from platone_bal.lifecycle_cli import report_checks
+from platone_bal.services.export import Format as ExportFormat
+from platone_bal.services.export import export_readings
 from platone_bal.stack.cli import stack_app
 
 if TYPE_CHECKING:
@@ -445,6 +447,51 @@ def chain_deploy(
     for name, address in deployment.contracts.items():
         console.print(f"{name:<22} {address}")
     console.print(f"chain {deployment.chain_id}; recorded in the store")
+
+
+@app.command()
+def export(
+    producer: Annotated[str, typer.Option(help="Whose readings")],
+    out: Annotated[Path, typer.Option(help="The file to write")],
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="JSON-LD (SAREF/SARGON), CSV or Parquet")
+    ] = ExportFormat.JSONLD,
+    device: Annotated[str | None, typer.Option(help="Only this device")] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", help="Measured at or after (RFC 3339)")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Measured before (RFC 3339)")] = None,
+    base_url: Annotated[
+        str, typer.Option(help="The node's public address, for each reading's proof link")
+    ] = "http://127.0.0.1:8080",
+    config: ConfigOption = None,
+) -> None:
+    """Write a producer's readings (a device, a window of measurement time) to a file
+    for other platforms: JSON-LD on SAREF/SARGON, CSV or Parquet, each reading with its
+    place in the log and its proof's link. Reads the store directly (no server)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from platone_bal.bootstrap import open_store
+    from platone_bal.domain.readings import InvalidReading, parse_time
+    from platone_bal.ports import ReadingQuery
+
+    try:
+        window = [parse_time(text) if text else None for text in (since, until)]
+    except InvalidReading as error:
+        raise typer.BadParameter(str(error), param_hint="--from/--to") from None
+    query = ReadingQuery(producer=producer, device=device, since=window[0], until=window[1])
+    store = open_store(_settings(config))
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"exporting {producer}'s readings to {out}")
+            count = export_readings(
+                store, query, export_format, out, base_url,
+                lambda done: progress.update(task, description=f"{done} readings to {out}"),
+            )  # fmt: skip
+    finally:
+        store.close()
+    console.print(f"{count} readings written to {out} ({export_format.value})")
 
 
 register_lifecycle(app, _settings, console)

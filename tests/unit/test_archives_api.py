@@ -132,3 +132,10 @@ def test_only_admins_see_and_restore_archives(client: TestClient) -> None:
         == 422
     )
     assert client.get("/v1/archives/restore/99", headers=admin).status_code == 404
+    # a number is not a day (pydantic would read 0 as 1970-01-01), nor is February 30
+    as_number = client.post("/v1/archives/restore", json={"from": 0, "to": "2026-01-31"},
+                            headers=admin)  # fmt: skip
+    assert as_number.status_code == 422
+    no_day = client.post("/v1/archives/restore", json={"from": "2026-02-30", "to": "2026-03-01"},
+                         headers=admin)  # fmt: skip
+    assert no_day.status_code == 400

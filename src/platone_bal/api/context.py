@@ -40,3 +40,6 @@ class ApiContext:
     """Set points (bal-setpoints); None where a composition has none (some unit tests)."""
     lifecycle: Lifecycle | None = None
     """The hot window: archives and restores (None where a composition has none)."""
+    chain_rpc_port: int | None = None
+    """Port of the embedded chain's read-only JSON-RPC (the verifier page proposes it for
+    the anchor check); None when the node serves none (BAL_CHAIN=rpc, or port 0)."""

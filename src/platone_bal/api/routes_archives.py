@@ -16,13 +16,29 @@ from platone_bal.services.restore_jobs import Lifecycle, RestoreJob
 router = APIRouter(prefix="/v1/archives", tags=["archives"])
 
 
-class RestoreRequest(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
-    since: date = Field(
-        alias="from", description="First UTC day to restore", examples=["2026-01-01"]
-    )
-    until: date = Field(alias="to", description="Last UTC day to restore", examples=["2026-01-31"])
+
+class RestoreRequest(BaseModel):
+    """Days as JSON strings, strictly (a number is not a day, even one pydantic could
+    read as a date)."""
+
+    model_config = ConfigDict(populate_by_name=True, strict=True)
+
+    since: str = Field(alias="from", pattern=DAY, description="First UTC day to restore",
+                       examples=["2026-01-01"])  # fmt: skip
+    until: str = Field(alias="to", pattern=DAY, description="Last UTC day to restore",
+                       examples=["2026-01-31"])  # fmt: skip
+
+    def days(self) -> tuple[date, date]:
+        """(first, last); 400 when either is no calendar day or last is before first."""
+        try:
+            first, last = date.fromisoformat(self.since), date.fromisoformat(self.until)
+        except ValueError as error:
+            raise HTTPException(400, f"not a day: {error}") from None
+        if last < first:
+            raise HTTPException(400, "to is before from")
+        return first, last
 
 
 def _lifecycle(ctx: Context) -> Lifecycle:
@@ -71,9 +87,8 @@ def restore(
 ) -> dict[str, Any]:
     """Bring the archived days from..to back into the live store, in the background;
     follow the job at its Location. Asking again for days already live does nothing."""
-    if wanted.until < wanted.since:
-        raise HTTPException(400, "to is before from")
-    job = _lifecycle(ctx).jobs.start(wanted.since, wanted.until, who.user.username)
+    first, last = wanted.days()
+    job = _lifecycle(ctx).jobs.start(first, last, who.user.username)
     audit(ctx, request, who, "archives.restore", (), job.parts)
     response.headers["Location"] = f"/v1/archives/restore/{job.id}"
     return job_json(job)

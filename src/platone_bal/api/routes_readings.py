@@ -6,17 +6,19 @@ Who sees what: `api/access.py`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from platone_bal.api.access import access_of, query_slices
+from platone_bal.api.access import access_of, may_read, query_slices
 from platone_bal.api.audit import audit
 from platone_bal.api.context import ApiContext
 from platone_bal.api.cursors import decode_cursor, next_cursor
-from platone_bal.api.deps import Context, Principal, Reader
+from platone_bal.api.deps import Context, Principal, Reader, RowId
 from platone_bal.api.problems import ArchivedOnly
+from platone_bal.api.semantic import LD_JSON, linked_data, wants_linked_data
 from platone_bal.domain.readings import InvalidReading, parse_time
 from platone_bal.domain.users import Role, User
 from platone_bal.ports import ReadingQuery, RejectionQuery, StoredReading, StoredRejection
@@ -144,13 +146,39 @@ def archived_in(ctx: ApiContext, since: datetime | None, until: datetime | None)
     ]
 
 
-@router.get("/readings", response_model=ReadingPage)
+_LINKED_DATA: dict[int | str, dict[str, Any]] = {
+    200: {"content": {LD_JSON: {}}, "description": "With Accept: application/ld+json: "
+          "JSON-LD on SAREF (SARGON for PMUs), each item linking its proof"},
+}  # fmt: skip
+
+
+@router.get("/readings", response_model=ReadingPage, responses=_LINKED_DATA)
 def list_readings(
     ctx: Context, request: Request, who: Reader, wanted: Annotated[ReadingFilter, Query()]
-) -> ReadingPage:
+) -> ReadingPage | JSONResponse:
     """Readings in log order (or newest first with `order=newest`); pass `next_cursor`
-    back as `cursor` for the next page."""
-    return find_readings(ctx, request, who, wanted)
+    back as `cursor` for the next page. `Accept: application/ld+json`: the same page as
+    JSON-LD (SAREF measurements, SARGON PMUs), each with its proof's link."""
+    found = find_readings(ctx, request, who, wanted)
+    if wants_linked_data(request):
+        return linked_data(
+            request, found.items, next_cursor=found.next_cursor, archived_days=found.archived_days
+        )
+    return found
+
+
+@router.get("/readings/{reading_id}", response_model=StoredReading, responses=_LINKED_DATA)
+def get_reading(
+    reading_id: RowId, request: Request, ctx: Context, who: Reader
+) -> StoredReading | JSONResponse:
+    """One reading the caller may see (JSON, or JSON-LD with Accept: application/ld+json)."""
+    reading = ctx.store.reading(reading_id)
+    if reading is None or not may_read(access_of(ctx, who.user), reading):
+        raise HTTPException(404, f"no reading {reading_id} visible to you")
+    audit(ctx, request, who, "readings.read", [reading.producer], 1)
+    if wants_linked_data(request):
+        return linked_data(request, [reading])
+    return reading
 
 
 @router.get("/rejections", response_model=RejectionPage)

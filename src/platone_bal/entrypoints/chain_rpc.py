@@ -18,6 +18,8 @@ from typing import Any
 from hexbytes import HexBytes
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -171,4 +173,9 @@ def create_rpc_app(rpc: ReadOnlyRpc) -> Starlette:
         answer = await run_in_threadpool(rpc.handle, body)
         return JSONResponse(answer) if answer is not None else Response(status_code=204)
 
-    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+    # Any web page may read this public, read-only view (the dashboard's verifier runs in
+    # the browser, on the node's HTTP port: another origin); no cookies are involved.
+    cors = Middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["POST"], allow_headers=["content-type"]
+    )
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])], middleware=[cors])

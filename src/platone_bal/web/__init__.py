@@ -24,6 +24,12 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'"
 )
 """Scripts only from the node; Plotly sets inline styles on the charts it draws."""
+VERIFIER_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "connect-src 'self'", "connect-src 'self' http: https:"
+)
+"""The verifier reads anchors from a JSON-RPC URL its user types, on any host, after
+the page has loaded: only that page may connect beyond the node (scripts stay 'self')."""
+VERIFIER_PATHS = ("/verify",)
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'none'"
@@ -51,8 +57,12 @@ def install_dashboard(api: FastAPI, session_key: str | None = None, secure: bool
     ) -> Response:
         response = await call_next(request)
         if response.headers.get("content-type", "").startswith("text/html"):
-            docs = request.url.path in DOCS_PATHS
-            policy = DOCS_POLICY if docs else CONTENT_SECURITY_POLICY
+            path = request.url.path
+            policy = CONTENT_SECURITY_POLICY
+            if path in DOCS_PATHS:
+                policy = DOCS_POLICY
+            elif path in VERIFIER_PATHS:
+                policy = VERIFIER_POLICY
             response.headers["Content-Security-Policy"] = policy
             response.headers["X-Content-Type-Options"] = "nosniff"
             response.headers["Referrer-Policy"] = "same-origin"

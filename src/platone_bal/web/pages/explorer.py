@@ -1,11 +1,14 @@
 """The pages every role has: the explorer (anchors, log growth, a reading's way from
 payload to chain) and the verifier (a proof bundle checked step by step, its Merkle
-path drawn), with the proof download. A reading shows only to whoever may read it, and
+path drawn: in the browser by `static/verifier.js`, or on the server as a fallback),
+with the proof download. A reading shows only to whoever may read it, and
 each one shown is on the access log."""
 
 from __future__ import annotations
 
 import json
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 import rfc8785
@@ -16,7 +19,8 @@ from platone_bal.api.access import access_of, may_read
 from platone_bal.api.context import ApiContext
 from platone_bal.codecs import json_depth
 from platone_bal.domain.merkle import SHA3_256, inclusion_steps
-from platone_bal.domain.proof import verify_bundle
+from platone_bal.domain.proof import LEAF_KEYS, PROOF_FORMAT, verify_bundle
+from platone_bal.domain.setpoints import LEAF_KEYS as SETPOINT_LEAF_KEYS
 from platone_bal.domain.setpoints import SETPOINT_LOG
 from platone_bal.domain.users import User
 from platone_bal.ports import StoredReading
@@ -84,7 +88,8 @@ def verify_page(request: Request, ctx: Context, reading: int | None = None) -> R
     if reading is not None:
         bundle = _proof_of(ctx, user, request, reading)
         text = json.dumps(bundle, indent=2) if bundle else ""
-    return page(request, ctx, user, "verify.html", text=text, result=None)
+    rpc = _node_rpc(request, ctx)
+    return _verify_page(request, ctx, user, text=text, rpc=rpc, result=None)
 
 
 @router.post("/verify")
@@ -94,13 +99,73 @@ async def verify_proof(
     csrf: Csrf,
     proof: Annotated[str, Form()] = "",
     upload: Annotated[UploadFile | None, File()] = None,
+    rpc: Annotated[str, Form()] = "",
 ) -> Response:
+    """The server's verdict: the fallback for a browser without the page's scripts, or
+    a person who asks for it. `rpc` only comes back in the form; the server checks the
+    anchor on its own chain, never at a URL a user gave (it would fetch for anyone)."""
     user = signed_in(request, ctx)
     check_csrf(request, csrf)
     text = proof
     if upload is not None and upload.filename:
         text = (await upload.read(1 << 20)).decode("utf-8", "replace")
-    return page(request, ctx, user, "verify.html", text=text, result=_verdict(ctx, text))
+    return _verify_page(request, ctx, user, text=text, rpc=rpc, result=_verdict(ctx, text))
+
+
+def _verify_page(
+    request: Request, ctx: ApiContext, user: User, *, text: str, rpc: str, result: Any
+) -> Response:
+    return page(
+        request,
+        ctx,
+        user,
+        "verify.html",
+        text=text,
+        rpc=rpc,
+        default_rpc=_node_rpc(request, ctx),
+        verifier=verifier_contract(),
+        result=result,
+    )
+
+
+def _node_rpc(request: Request, ctx: ApiContext) -> str:
+    """The node's own read-only JSON-RPC as this browser reaches the node (same host,
+    the RPC's port and scheme), the verifier's default anchor endpoint; "" without one.
+
+    A node on an external chain (BAL_CHAIN=rpc) offers none: its chain URL may be
+    private or carry an API key, so the reader names a node of that chain."""
+    port = ctx.chain_rpc_port
+    if not port:
+        return ""
+    host = request.url.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    return f"{request.url.scheme}://{host}:{port}"
+
+
+VENDOR_MANIFEST = Path(__file__).parents[1] / "static" / "vendor" / "manifest.json"
+"""The vendored npm files the verifier page loads, with versions and SHA-256 digests."""
+
+
+@cache
+def verifier_contract() -> dict[str, Any]:
+    """What the page's own checks take from the node's definitions, so that the
+    browser and `verify_bundle` refuse the same bundles: the proof format, the leaf keys
+    of each log, and (to name them on the page) the vendored libraries.
+
+    Served in the page like the scripts themselves: a reader who doubts them doubts the
+    whole page, and runs `bal verify` instead."""
+    manifest = json.loads(VENDOR_MANIFEST.read_text())
+    return {
+        "format": PROOF_FORMAT,
+        "hash": "sha3-256",
+        "leaf_keys": sorted(LEAF_KEYS),
+        "setpoint_log": SETPOINT_LOG,
+        "setpoint_leaf_keys": {kind: sorted(keys) for kind, keys in SETPOINT_LEAF_KEYS.items()},
+        "packages": [
+            {"name": package["name"], "version": package["version"]}
+            for package in manifest["packages"]
+        ],
+    }
 
 
 def _verdict(ctx: ApiContext, text: str) -> dict[str, Any]:
