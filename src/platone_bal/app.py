@@ -335,7 +335,8 @@ class Node:
             if (kafka := kafka_config(settings)) is not None:
                 from platone_bal.adapters.kafka_sink import KafkaSink
 
-                outgoing.append(KafkaEgress(self.store, KafkaSink(kafka), log_id=settings.log_id))
+                sink = KafkaSink(kafka, settings.kafka_delivery_timeout)
+                outgoing.append(KafkaEgress(self.store, sink, log_id=settings.log_id))
             archive_job = ArchiveJob(self.archiver, settings.archive_interval)
             leadership = self._leadership([*anchorers, decisions, archive_job, *outgoing])
             await asyncio.to_thread(leadership.start)

@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     )
     kafka_username: str | None = Field(default=None, description="With SASL_*: the user.")
     kafka_password: SecretStr | None = Field(default=None, description="With SASL_*: its password.")
+    kafka_delivery_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a page of records may take to be acknowledged before it is sent "
+        "again (after an outage, the wait before the node tries anew).",
+    )
     kafka_ca_file: Path | None = Field(
         default=None, description="With SSL or SASL_SSL: the CA bundle (else the system's)."
     )

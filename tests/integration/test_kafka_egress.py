@@ -69,7 +69,9 @@ def payloads(first: int, count: int) -> list[bytes]:
 def test_every_certified_reading_reaches_a_consumer_group_across_a_broker_outage(
     tmp_path: Path, tansu: Tansu
 ) -> None:
-    with NodeThread(tmp_path / "bal", kafka_bootstrap=tansu.bootstrap) as node:
+    with NodeThread(
+        tmp_path / "bal", kafka_bootstrap=tansu.bootstrap, kafka_delivery_timeout=5.0
+    ) as node:
         node.add_user("producer1", "secret-pass-1")
         store, log = node.node.store, node.settings.log_id
         publish_as_producer1(node, *payloads(0, 20))

@@ -67,6 +67,11 @@ def test_readings_answer_saref_measurements_linking_their_proofs(
     # the PMU's readings: its device is a SARGON PMU
     pmu = "urn:platone-bal:device:producer1/pmu1"
     assert (pmu, RDF_TYPE, SARGON + "PMU") in found
+    # a PMU's readings keep the attributes that tell its phases apart (a JSON literal)
+    pmu_nodes = [n for n in jsonld.expand(document)
+                 if n[SAREF + "measurementMadeBy"][0]["@id"] == pmu]  # fmt: skip
+    attrs = [n["urn:platone-bal:vocab:attrs"][0] for n in pmu_nodes]
+    assert all(a["@type"] == "@json" and "phase" in a["@value"] for a in attrs), attrs
     # a unit QUDT names is its QUDT unit
     at = datetime(2026, 3, 1, tzinfo=UTC)
     publish(store, "producer1", pmu_payload("pmu-e", at, [("activeEnergy", "12.5")], unit="kWh"))

@@ -26,9 +26,12 @@ DELIVERY_TIMEOUT = 30.0
 
 
 class KafkaSink:
-    def __init__(self, config: dict[str, str | int | bool]) -> None:
+    def __init__(
+        self, config: dict[str, str | int | bool], delivery_timeout: float = DELIVERY_TIMEOUT
+    ) -> None:
         """`config`: librdkafka settings (`bootstrap.servers`, security ones)."""
         self._config = config
+        self._timeout = delivery_timeout
         self._producer = self._new_producer()
         self._topics: set[str] = set()
 
@@ -40,7 +43,7 @@ class KafkaSink:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
-                "message.timeout.ms": int(DELIVERY_TIMEOUT * 1000),
+                "message.timeout.ms": int(self._timeout * 1000),
             }
         )
 
@@ -62,7 +65,7 @@ class KafkaSink:
                 except KafkaException as error:
                     self._recover()
                     raise ConnectionError(f"Kafka refused a record: {error}") from None
-        left = self._producer.flush(DELIVERY_TIMEOUT + 5)
+        left = self._producer.flush(self._timeout + 5)
         if failures or left:
             self._topics.clear()  # a cluster that lost them (a restart) makes them again
             first = failures[0] if failures else None
@@ -88,7 +91,7 @@ class KafkaSink:
         admin = AdminClient({key: value for key, value in self._config.items() if key != "logger"})
         for topic, future in admin.create_topics([NewTopic(t) for t in sorted(missing)]).items():
             try:
-                future.result(DELIVERY_TIMEOUT)
+                future.result(self._timeout)
             except KafkaException as error:
                 if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise ConnectionError(f"Kafka topic {topic}: {error}") from None

@@ -42,6 +42,7 @@ def reading_node(request: Request, reading: StoredReading) -> dict[str, Any]:
         format=reading.format,
         received=reading.received,
         proof_url=str(request.url_for("reading_proof", reading_id=reading.id)),
+        attrs=reading.attrs,
     )
 
 

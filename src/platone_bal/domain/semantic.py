@@ -41,6 +41,7 @@ CONTEXT: dict[str, Any] = {
     "log": "bal:log",
     "index": {"@id": "bal:index", "@type": "xsd:integer"},
     "received": {"@id": "bal:received", "@type": "xsd:dateTime"},
+    "attrs": {"@id": "bal:attrs", "@type": "@json"},
 }
 """The one @context of every document: short keys, as the JSON API's."""
 
@@ -85,6 +86,7 @@ def measurement(
     format: str,
     received: str,
     proof_url: str,
+    attrs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One reading as a node of the graph (compacted against CONTEXT)."""
     node: dict[str, Any] = {
@@ -105,6 +107,8 @@ def measurement(
     }
     if unit:
         node["unit_of_measure"] = unit_iri(unit)
+    if attrs:  # what tells a PMU's phases apart, a meter's usage point: a JSON literal
+        node["attrs"] = attrs
     return node
 
 

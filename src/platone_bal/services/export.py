@@ -92,6 +92,7 @@ def _jsonld(
                     device=reading.device, time=reading.time, measurand=reading.measurand,
                     value=reading.value, unit=reading.unit, format=reading.format,
                     received=reading.received, proof_url=_proof(base_url, reading),
+                    attrs=reading.attrs,
                 )  # fmt: skip
                 file.write((",\n" if count else "") + json.dumps(node))
                 count += 1
