@@ -28,7 +28,7 @@ message per reading, on certified/NAME/DEVICE/MEASURAND.
 3. bytes: per reading, the egress message (the MQTT payload, the Kafka value), the
    certified leaf in it, the MQTT topic and the Kafka key; the reading as the JSON API
    gives it (`dataclasses.asdict(StoredReading)`, json.dumps) against its JSON-LD node
-   (`domain.semantic.measurement`, its proof link as the API makes it, json.dumps),
+   (`services.export.measurement_of`: the API's node, attrs and proof link included, json.dumps),
    both also as the API renders them (compact separators, UTF-8); the JSON-LD @context,
    sent once per document.
 
@@ -78,7 +78,7 @@ from platone_bal.adapters.mqtt_publisher import MqttPublisher
 from platone_bal.adapters.sqlite import SqliteStore
 from platone_bal.adapters.wallets import Wallets
 from platone_bal.domain.messages import Channel
-from platone_bal.domain.semantic import CONTEXT, measurement
+from platone_bal.domain.semantic import CONTEXT
 from platone_bal.domain.users import Role, certified_topic
 from platone_bal.ports import CertifiedSink, Store, StoredReading, StreamSink
 from platone_bal.services.checkpointer import Checkpointer
@@ -89,6 +89,7 @@ from platone_bal.services.egress import (
     certified_message,
     kafka_topic,
 )
+from platone_bal.services.export import measurement_of
 from platone_bal.services.ingest import Delivery, IngestService
 from platone_bal.services.recorder import Recorder
 from platone_bal.services.users import UserService
@@ -654,19 +655,7 @@ def _plain(reading: StoredReading, compact: bool) -> bytes:
 
 
 def _node(reading: StoredReading) -> dict[str, Any]:
-    return measurement(
-        log=reading.log,
-        index=reading.index,
-        producer=reading.producer,
-        device=reading.device,
-        time=reading.time,
-        measurand=reading.measurand,
-        value=reading.value,
-        unit=reading.unit,
-        format=reading.format,
-        received=reading.received,
-        proof_url=f"{API}/v1/readings/{reading.id}/proof",
-    )
+    return measurement_of(reading, f"{API}/v1/readings/{reading.id}/proof")
 
 
 def _ld(reading: StoredReading, compact: bool) -> bytes:

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from platone_bal.domain.semantic import document, measurement
+from platone_bal.domain.semantic import document
 from platone_bal.ports import StoredReading
+from platone_bal.services.export import measurement_of
 
 LD_JSON = "application/ld+json"
 
@@ -30,20 +31,7 @@ def wants_linked_data(request: Request) -> bool:
 
 
 def reading_node(request: Request, reading: StoredReading) -> dict[str, Any]:
-    return measurement(
-        log=reading.log,
-        index=reading.index,
-        producer=reading.producer,
-        device=reading.device,
-        time=reading.time,
-        measurand=reading.measurand,
-        value=reading.value,
-        unit=reading.unit,
-        format=reading.format,
-        received=reading.received,
-        proof_url=str(request.url_for("reading_proof", reading_id=reading.id)),
-        attrs=reading.attrs,
-    )
+    return measurement_of(reading, str(request.url_for("reading_proof", reading_id=reading.id)))
 
 
 def linked_data(

@@ -129,12 +129,20 @@ class Archiver:
         """Bring the archived parts of days first..last back into the live store."""
         done: list[PartDone] = []
         with self._lease(wait) as renew:
-            for record in self.store.archives(self.log):
-                if first <= record.day <= last and record.status is ArchiveStatus.ARCHIVED:
-                    step = self._restore_part(record, renew())
-                    done.append(step)
-                    progress(step)
+            for record in self.archived_parts(first, last):
+                step = self._restore_part(record, renew())
+                done.append(step)
+                progress(step)
         return done
+
+    def archived_parts(self, first: date, last: date) -> list[ArchiveRecord]:
+        """The parts of days first..last only in their archive files: what a restore
+        of those days brings back."""
+        return [
+            record
+            for record in self.store.archives(self.log)
+            if first <= record.day <= last and record.status is ArchiveStatus.ARCHIVED
+        ]
 
     @contextmanager
     def _lease(self, wait: float) -> Iterator[Callable[[], Fence]]:

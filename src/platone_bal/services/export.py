@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from platone_bal.domain.semantic import CONTEXT, measurement
 from platone_bal.ports import ReadingQuery, ReadingStore, StoredReading
@@ -69,6 +70,24 @@ def _proof(base_url: str, reading: StoredReading) -> str:
     return f"{base_url}/v1/readings/{reading.id}/proof"
 
 
+def measurement_of(reading: StoredReading, proof_url: str) -> dict[str, Any]:
+    """A stored reading as a node of the graph: what the API answers and exports write."""
+    return measurement(
+        log=reading.log,
+        index=reading.index,
+        producer=reading.producer,
+        device=reading.device,
+        time=reading.time,
+        measurand=reading.measurand,
+        value=reading.value,
+        unit=reading.unit,
+        format=reading.format,
+        received=reading.received,
+        proof_url=proof_url,
+        attrs=reading.attrs,
+    )
+
+
 def _row(base_url: str, reading: StoredReading) -> list[object]:
     return [
         reading.id, reading.log, reading.index, reading.producer, reading.owner,
@@ -87,13 +106,7 @@ def _jsonld(
         file.write('{"@context": ' + json.dumps(CONTEXT) + ', "@graph": [\n')
         for page in found:
             for reading in page:
-                node = measurement(
-                    log=reading.log, index=reading.index, producer=reading.producer,
-                    device=reading.device, time=reading.time, measurand=reading.measurand,
-                    value=reading.value, unit=reading.unit, format=reading.format,
-                    received=reading.received, proof_url=_proof(base_url, reading),
-                    attrs=reading.attrs,
-                )  # fmt: skip
+                node = measurement_of(reading, _proof(base_url, reading))
                 file.write((",\n" if count else "") + json.dumps(node))
                 count += 1
             progress(count)

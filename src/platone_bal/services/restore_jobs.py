@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from platone_bal.domain.readings import format_time
-from platone_bal.ports import ArchiveStatus
 from platone_bal.services.archiver import Archiver, PartDone
 
 KEPT = 100
@@ -55,11 +54,7 @@ class RestoreJobs:
         self._lock = threading.Lock()
 
     def start(self, first: date, last: date, by: str) -> RestoreJob:
-        parts = sum(
-            1
-            for record in self._archiver.store.archives(self._archiver.log)
-            if first <= record.day <= last and record.status is ArchiveStatus.ARCHIVED
-        )
+        parts = len(self._archiver.archived_parts(first, last))
         job = RestoreJob(
             secrets.token_hex(6), first, last, by, parts, format_time(datetime.now(UTC))
         )
